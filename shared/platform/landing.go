@@ -1,0 +1,57 @@
+package platform
+
+import (
+	"html/template"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/atrium-suite/atrium/shared/buildinfo"
+	"github.com/atrium-suite/atrium/shared/db"
+	"github.com/atrium-suite/atrium/shared/ui"
+)
+
+// Landing is the content of a product's front page.
+type Landing struct {
+	// Lead says in a sentence what the product is for.
+	Lead string
+	// Features lists, in the user's words, what this server does today.
+	// Only what works belongs here.
+	Features []string
+}
+
+var landingBody = template.Must(template.New("landing").Parse(`<h1>{{.Display}}</h1>
+<p class="lead">{{.Lead}}</p>
+{{if .Features}}<h2>What this server does</h2>
+<ul>{{range .Features}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<h2>Server</h2>
+<table>
+<tr><th>Version</th><td>{{.Version}}</td></tr>
+<tr><th>Address</th><td><code>{{.URL}}</code></td></tr>
+<tr><th>Database</th><td>{{.Database}}</td></tr>
+<tr><th>Data directory</th><td><code>{{.DataDir}}</code></td></tr>
+<tr><th>Health</th><td><a href="/__ping__">/__ping__</a> · <a href="/readyz">/readyz</a> · <a href="/metrics">/metrics</a></td></tr>
+</table>`))
+
+// ServeLanding registers the product's front page at "/".
+func (b *Base) ServeLanding(l Landing) {
+	b.HTTP.Engine().GET("/", func(c *gin.Context) {
+		database := "SQLite"
+		if b.DB.Dialect() == db.Postgres {
+			database = "PostgreSQL (schema " + b.Name + ")"
+		}
+		if v, err := b.DB.Version(c.Request.Context()); err == nil {
+			database += ", migration " + strconv.Itoa(v)
+		}
+		body, err := ui.Fragment(landingBody, map[string]any{
+			"Display": "Atrium " + b.Display, "Lead": l.Lead, "Features": l.Features,
+			"Version": buildinfo.String(), "URL": b.URL(), "Database": database, "DataDir": b.DataDir,
+		})
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		ui.Render(c, http.StatusOK, ui.Page{Product: b.Display, Title: b.Display, Nav: Nav(b.Config, b.Name), Body: body})
+	})
+}
