@@ -66,7 +66,7 @@ type Base struct {
 
 // Open validates cfg and opens the product's database, files and server.
 // On error everything opened so far is closed again.
-func Open(ctx context.Context, cfg config.Config, p Product, opts Options) (b *Base, err error) {
+func Open(ctx context.Context, cfg config.Config, p Product, opts Options) (_ *Base, err error) {
 	display, ok := DisplayNames[p.Name]
 	if !ok {
 		return nil, fmt.Errorf("unknown product %q", p.Name)
@@ -80,7 +80,7 @@ func Open(ctx context.Context, cfg config.Config, p Product, opts Options) (b *B
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", p.Name)
-	b = &Base{Name: p.Name, Display: display, Config: cfg, Log: log}
+	b := &Base{Name: p.Name, Display: display, Config: cfg, Log: log}
 	defer func() {
 		if err != nil {
 			b.Close()

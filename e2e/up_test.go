@@ -1,0 +1,145 @@
+package e2e_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var products = []struct{ name, display string }{
+	{"connect", "Connect"},
+	{"workbench", "Workbench"},
+	{"packagemanager", "Package Manager"},
+}
+
+func displayNames() []string {
+	var names []string
+	for _, p := range products {
+		names = append(names, p.display)
+	}
+	return names
+}
+
+// TestUp is `make run` as a user sees it: one command brings every product
+// up with its landing page, health and metrics, on SQLite by default and on
+// PostgreSQL when the config says so; SIGTERM stops it cleanly.
+func TestUp(t *testing.T) {
+	cases := []struct {
+		name     string
+		env      func(t *testing.T) []string
+		database string
+	}{
+		{"sqlite", func(*testing.T) []string { return nil }, "SQLite"},
+		{"postgres", func(t *testing.T) []string {
+			return []string{"ATRIUM_SHARED_DATABASE_URL=" + freshPostgresDatabase(t)}
+		}, "PostgreSQL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := tc.env(t)
+			dir := t.TempDir()
+			cfgPath := filepath.Join(dir, "atrium.toml")
+			if err := os.WriteFile(cfgPath, []byte(freePortsConfig), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			dataDir := filepath.Join(dir, "data")
+			p := startAtrium(t, env, displayNames(), "up", "--config", cfgPath, "--data-dir", dataDir)
+
+			for _, prod := range products {
+				base := p.urls[prod.display]
+				status, body := get(t, base+"/", "text/html")
+				if status != 200 || !strings.Contains(body, "<h1>Atrium "+prod.display+"</h1>") {
+					t.Errorf("%s landing page: %d\n%s", prod.display, status, body)
+				}
+				if !strings.Contains(body, tc.database) {
+					t.Errorf("%s landing page does not say it runs on %s", prod.display, tc.database)
+				}
+				// Every page links to every product at its real address.
+				for _, other := range products {
+					if !strings.Contains(body, `href="`+p.urls[other.display]+`/"`) {
+						t.Errorf("%s landing page does not link to %s at %s", prod.display, other.display, p.urls[other.display])
+					}
+				}
+				if status, body := get(t, base+"/__ping__", ""); status != 200 || strings.TrimSpace(body) != "{}" {
+					t.Errorf("%s /__ping__: %d %q", prod.display, status, body)
+				}
+				if status, body := get(t, base+"/readyz", ""); status != 200 || !strings.Contains(body, "ready") {
+					t.Errorf("%s /readyz: %d %q", prod.display, status, body)
+				}
+				if status, body := get(t, base+"/metrics", ""); status != 200 ||
+					!strings.Contains(body, `atrium_build_info{server="`+prod.name+`",version="e2e-test"} 1`) {
+					t.Errorf("%s /metrics: %d, no build info", prod.display, status)
+				}
+				if status, body := get(t, base+"/no/such/page", "text/html"); status != 404 || !strings.Contains(body, "<nav>") {
+					t.Errorf("%s 404 is not a suite page: %d\n%s", prod.display, status, body)
+				}
+			}
+			if tc.database == "SQLite" {
+				for _, prod := range products {
+					if _, err := os.Stat(filepath.Join(dataDir, prod.name, prod.name+".db")); err != nil {
+						t.Errorf("no SQLite database for %s in the data dir: %v", prod.name, err)
+					}
+				}
+			}
+			if err := p.stop(t); err != nil {
+				t.Errorf("exit after SIGTERM: %v, want 0", err)
+			}
+		})
+	}
+}
+
+// TestServeOneProduct is what an agent or a pod runs.
+func TestServeOneProduct(t *testing.T) {
+	dataDir := t.TempDir()
+	p := startAtrium(t, []string{"ATRIUM_CONNECT_LISTEN=127.0.0.1:0"}, []string{"Connect"},
+		"serve", "connect", "--data-dir", dataDir)
+	if status, _ := get(t, p.urls["Connect"]+"/readyz", ""); status != 200 {
+		t.Errorf("readyz: %d", status)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "workbench")); !os.IsNotExist(err) {
+		t.Errorf("serve connect touched workbench's data dir: %v", err)
+	}
+	if err := p.stop(t); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
+
+// TestBadConfigFailsStartup: a bad value names its key and nothing starts.
+func TestBadConfigFailsStartup(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     []string
+		file    string
+		wantKey string
+	}{
+		{"env", []string{"ATRIUM_CONNECT_LISTEN=nonsense"}, "", "connect.listen"},
+		{"file", nil, "[workbench]\nidle_timeout = \"forever\"\n", "workbench.idle_timeout"},
+		{"unknown key", nil, "[shared]\ndatabse_url = \"postgres://x\"\n", "shared.databse_url"},
+		{"database", []string{"ATRIUM_SHARED_DATABASE_URL=mysql://db/atrium"}, "", "shared.database_url"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"up", "--data-dir", filepath.Join(dir, "data")}
+			if tc.file != "" {
+				path := filepath.Join(dir, "atrium.toml")
+				os.WriteFile(path, []byte(tc.file), 0o600)
+				args = append(args, "--config", path)
+			}
+			cmd := exec.Command(atriumBinary(t), args...)
+			cmd.Env = append(os.Environ(), tc.env...)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("started with a bad config:\n%s", out)
+			}
+			if !strings.Contains(string(out), tc.wantKey) {
+				t.Errorf("error does not name %s:\n%s", tc.wantKey, out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+				t.Errorf("a refused start-up created the data dir")
+			}
+		})
+	}
+}

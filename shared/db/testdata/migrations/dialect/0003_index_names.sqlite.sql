@@ -1,0 +1,1 @@
+-- Nothing to do on SQLite: a comment-only file is a valid migration.
