@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -28,6 +29,7 @@ const (
 	DefaultConnectPort        = 3939
 	DefaultWorkbenchPort      = 8787
 	DefaultPackageManagerPort = 4242
+	DefaultIdentityPort       = 5556
 )
 
 // Product names, as used in section names, URLs, schema names and data subdirs.
@@ -35,6 +37,9 @@ const (
 	Connect        = "connect"
 	Workbench      = "workbench"
 	PackageManager = "packagemanager"
+	// Identity is the embedded OpenID provider; not a product, but a server
+	// of the suite with the same HTTP settings.
+	Identity = "identity"
 )
 
 // Products lists the product names in the order the suite starts them.
@@ -42,10 +47,48 @@ var Products = []string{PackageManager, Connect, Workbench}
 
 // Config is the whole of atrium.toml.
 type Config struct {
-	Shared         Shared `toml:"shared"`
-	Connect        Server `toml:"connect"`
-	Workbench      Server `toml:"workbench"`
-	PackageManager Server `toml:"packagemanager"`
+	Shared         Shared  `toml:"shared"`
+	Auth           Auth    `toml:"auth"`
+	Identity       Server  `toml:"identity"`
+	Connect        Product `toml:"connect"`
+	Workbench      Product `toml:"workbench"`
+	PackageManager Product `toml:"packagemanager"`
+}
+
+// Roles a user can have, least to most privileged.
+const (
+	RoleViewer    = "viewer"
+	RolePublisher = "publisher"
+	RoleAdmin     = "admin"
+)
+
+// Auth configures sign-on for every product.
+type Auth struct {
+	// Issuer is an external OpenID provider's issuer URL. Empty means the
+	// suite runs its embedded provider at identity.public_url.
+	Issuer string `toml:"issuer"`
+	// GroupsClaim names the ID-token claim that lists the user's groups.
+	GroupsClaim string `toml:"groups_claim"`
+	// AdminGroups and PublisherGroups map groups to roles; a user in none
+	// gets DefaultRole. With no group mapping, roles come from the suite's
+	// user table (atrium users set-role).
+	AdminGroups     []string `toml:"admin_groups"`
+	PublisherGroups []string `toml:"publisher_groups"`
+	// DefaultRole is the role of a user the mapping gives no role.
+	DefaultRole string `toml:"default_role"`
+	// SessionLifetime bounds a product sign-in session.
+	SessionLifetime Duration `toml:"session_lifetime"`
+}
+
+// Product is a product server's settings: its HTTP server and its OpenID
+// client registration.
+type Product struct {
+	Server
+	// OIDCClientID is the product's client id at the provider.
+	OIDCClientID string `toml:"oidc_client_id"`
+	// OIDCClientSecret is required with an external issuer; the embedded
+	// provider derives one from the suite's secret key when it is empty.
+	OIDCClientSecret string `toml:"oidc_client_secret"`
 }
 
 // Shared holds what every product has in common.
@@ -59,6 +102,9 @@ type Shared struct {
 	LogLevel string `toml:"log_level"`
 	// LogFormat is text or json.
 	LogFormat string `toml:"log_format"`
+	// SecretKeyFile holds the suite's secret key (created on first start);
+	// empty means DataDir/secret.key.
+	SecretKeyFile string `toml:"secret_key_file"`
 }
 
 // Server holds the HTTP settings every product server has.
@@ -90,7 +136,16 @@ func Default() Config {
 			ShutdownTimeout:   Duration(30e9),
 		}
 	}
+	product := func(name string, port int, body ByteSize) Product {
+		return Product{Server: srv(port, body), OIDCClientID: "atrium-" + name}
+	}
 	return Config{
+		Auth: Auth{
+			GroupsClaim:     "groups",
+			DefaultRole:     RoleViewer,
+			SessionLifetime: Duration(24 * time.Hour),
+		},
+		Identity: srv(DefaultIdentityPort, 1<<20),
 		Shared: Shared{
 			DataDir:   "./data",
 			LogLevel:  "info",
@@ -99,14 +154,14 @@ func Default() Config {
 		// Bundles and package uploads are large; Workbench proxies IDE
 		// uploads. 1 GiB matches what data-science content needs without
 		// letting a single request fill the disk.
-		Connect:        srv(DefaultConnectPort, 1<<30),
-		Workbench:      srv(DefaultWorkbenchPort, 1<<30),
-		PackageManager: srv(DefaultPackageManagerPort, 1<<30),
+		Connect:        product(Connect, DefaultConnectPort, 1<<30),
+		Workbench:      product(Workbench, DefaultWorkbenchPort, 1<<30),
+		PackageManager: product(PackageManager, DefaultPackageManagerPort, 1<<30),
 	}
 }
 
-// Server returns the settings of the named product.
-func (c *Config) Server(product string) (*Server, error) {
+// Product returns the settings of the named product.
+func (c *Config) Product(product string) (*Product, error) {
 	switch product {
 	case Connect:
 		return &c.Connect, nil
@@ -116,6 +171,29 @@ func (c *Config) Server(product string) (*Server, error) {
 		return &c.PackageManager, nil
 	}
 	return nil, fmt.Errorf("unknown product %q (want one of %s)", product, strings.Join(Products, ", "))
+}
+
+// Server returns the HTTP settings of a product or of the identity server.
+func (c *Config) Server(name string) (*Server, error) {
+	if name == Identity {
+		return &c.Identity, nil
+	}
+	p, err := c.Product(name)
+	if err != nil {
+		return nil, err
+	}
+	return &p.Server, nil
+}
+
+// EmbeddedIdentity reports whether the suite runs its own OpenID provider.
+func (c *Config) EmbeddedIdentity() bool { return c.Auth.Issuer == "" }
+
+// SecretKeyPath is where the suite's secret key lives.
+func (c *Config) SecretKeyPath() string {
+	if c.Shared.SecretKeyFile != "" {
+		return c.Shared.SecretKeyFile
+	}
+	return filepath.Join(c.Shared.DataDir, "secret.key")
 }
 
 // Error is a configuration problem tied to one key.
@@ -223,6 +301,13 @@ func walk(v reflect.Value, prefix string, fn func(key string, f reflect.Value) e
 	t := v.Type()
 	for i := range t.NumField() {
 		sf := t.Field(i)
+		if sf.Anonymous {
+			// Embedded structs are flattened, as the TOML decoder does.
+			if err := walk(v.Field(i), prefix, fn); err != nil {
+				return err
+			}
+			continue
+		}
 		name := sf.Tag.Get("toml")
 		if name == "" || name == "-" {
 			continue
@@ -260,6 +345,15 @@ func setString(f reflect.Value, s string) error {
 			return fmt.Errorf("not a boolean: %q", s)
 		}
 		f.SetBool(b)
+	case reflect.Slice:
+		// Lists come from the environment comma-separated.
+		var items []string
+		for _, it := range strings.Split(s, ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				items = append(items, it)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
 	case reflect.Int, reflect.Int64:
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
@@ -293,8 +387,14 @@ func (c *Config) Validate() error {
 	default:
 		return &Error{Key: "shared.log_format", Msg: fmt.Sprintf("%q is not one of text, json", s.LogFormat)}
 	}
+	if err := c.Auth.validate(); err != nil {
+		return err
+	}
 	ports := map[string]string{}
-	for _, p := range Products {
+	for _, p := range append([]string{Identity}, Products...) {
+		if p == Identity && !c.EmbeddedIdentity() {
+			continue // not started: its port is free for others
+		}
 		srv, _ := c.Server(p)
 		if err := srv.validate(p); err != nil {
 			return err
@@ -305,6 +405,40 @@ func (c *Config) Validate() error {
 				return &Error{Key: p + ".listen", Msg: fmt.Sprintf("port %s is already used by %s.listen", port, other)}
 			}
 			ports[port] = p
+		}
+	}
+	return c.validateClients()
+}
+
+func (a *Auth) validate() error {
+	if a.Issuer != "" {
+		u, err := url.Parse(a.Issuer)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &Error{Key: "auth.issuer", Msg: fmt.Sprintf("%q is not an absolute http(s) URL", a.Issuer)}
+		}
+	}
+	switch a.DefaultRole {
+	case RoleViewer, RolePublisher, RoleAdmin:
+	default:
+		return &Error{Key: "auth.default_role", Msg: fmt.Sprintf("%q is not one of viewer, publisher, admin", a.DefaultRole)}
+	}
+	if (len(a.AdminGroups) > 0 || len(a.PublisherGroups) > 0) && a.GroupsClaim == "" {
+		return &Error{Key: "auth.groups_claim", Msg: "must name a claim when admin_groups or publisher_groups are set"}
+	}
+	if a.SessionLifetime <= 0 {
+		return &Error{Key: "auth.session_lifetime", Msg: "must be positive"}
+	}
+	return nil
+}
+
+func (c *Config) validateClients() error {
+	for _, name := range Products {
+		p, _ := c.Product(name)
+		if p.OIDCClientID == "" {
+			return &Error{Key: name + ".oidc_client_id", Msg: "must not be empty"}
+		}
+		if !c.EmbeddedIdentity() && p.OIDCClientSecret == "" {
+			return &Error{Key: name + ".oidc_client_secret", Msg: "is required with an external auth.issuer"}
 		}
 	}
 	return nil

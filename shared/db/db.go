@@ -181,7 +181,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		d.Close()
 		return nil, fmt.Errorf("open %s: %w", d.dialect, err)
 	}
-	if err := d.migrate(ctx, migs); err != nil {
+	if err := d.migrate(ctx, "", migs); err != nil {
 		d.Close()
 		return nil, err
 	}

@@ -506,3 +506,32 @@ func TestFailedTransactionLeavesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrationTracks: a shared package's migrations live beside the
+// product's, numbered independently, applied once.
+func TestMigrationTracks(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect db.Dialect) {
+		cfg := dbtest.Config(t, dialect, migrations(t, "good"))
+		d := mustOpen(t, cfg)
+		track := fstest.MapFS{
+			"0001_auth_sessions.sql": {Data: []byte("CREATE TABLE auth_sessions (id TEXT PRIMARY KEY)")},
+		}
+		for range 2 {
+			if err := d.Migrate(t.Context(), "auth", track); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := count(t, d, "schema_migrations_auth"); got != 1 {
+			t.Errorf("schema_migrations_auth rows = %d, want 1", got)
+		}
+		if got := version(t, d); got != 2 {
+			t.Errorf("product Version = %d after a track migrated, want 2", got)
+		}
+		if _, err := d.ExecContext(t.Context(), "INSERT INTO auth_sessions (id) VALUES (?)", "s1"); err != nil {
+			t.Errorf("track table missing: %v", err)
+		}
+		if err := d.Migrate(t.Context(), "Bad-Name", track); err == nil {
+			t.Error("accepted a bad track name")
+		}
+	})
+}

@@ -94,11 +94,38 @@ func loadMigrations(fsys fs.FS, dialect Dialect) ([]migration, error) {
 
 // migrationsTable is schema-qualified on PostgreSQL so that bootstrapping
 // does not depend on search_path resolving a schema created moments ago.
-func (d *DB) migrationsTable() string {
-	if d.dialect == Postgres {
-		return `"` + d.schema + `".schema_migrations`
+//
+// Each track has its own table: the product's own migrations are tracked in
+// schema_migrations, a shared package's (see Migrate) in
+// schema_migrations_<track>, so their numbering never collides.
+func (d *DB) migrationsTable(track string) string {
+	name := "schema_migrations"
+	if track != "" {
+		name += "_" + track
 	}
-	return "schema_migrations"
+	if d.dialect == Postgres {
+		return `"` + d.schema + `".` + name
+	}
+	return name
+}
+
+var trackName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}$`)
+
+// Migrate applies a second, independent set of migrations to this
+// database, tracked under its own name. Shared packages that keep tables in
+// every product's database (auth's sessions, say) use it, so those tables
+// live in the product's database without the product copying their
+// migrations. Their table names must not collide with the product's: prefix
+// them with the track name.
+func (d *DB) Migrate(ctx context.Context, track string, fsys fs.FS) error {
+	if !trackName.MatchString(track) {
+		return fmt.Errorf("migrate: track %q must match %s", track, trackName)
+	}
+	migs, err := loadMigrations(fsys, d.dialect)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", track, err)
+	}
+	return d.migrate(ctx, track, migs)
 }
 
 // migrate brings the schema up to date, one migration per transaction.
@@ -110,12 +137,12 @@ func (d *DB) migrationsTable() string {
 // migration is applied exactly once and a server never sees a half-applied
 // one. Transaction-scoped locks are released by commit or rollback, so no
 // lock can outlive a failed or cancelled Open.
-func (d *DB) migrate(ctx context.Context, migs []migration) error {
+func (d *DB) migrate(ctx context.Context, track string, migs []migration) error {
 	var bootstrap []string
 	if d.dialect == Postgres {
 		bootstrap = []string{
 			`CREATE SCHEMA IF NOT EXISTS "` + d.schema + `"`,
-			`CREATE TABLE IF NOT EXISTS ` + d.migrationsTable() + ` (
+			`CREATE TABLE IF NOT EXISTS ` + d.migrationsTable(track) + ` (
 				version    INTEGER PRIMARY KEY,
 				name       TEXT NOT NULL,
 				applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
@@ -123,7 +150,7 @@ func (d *DB) migrate(ctx context.Context, migs []migration) error {
 		}
 	} else {
 		bootstrap = []string{
-			`CREATE TABLE IF NOT EXISTS schema_migrations (
+			`CREATE TABLE IF NOT EXISTS ` + d.migrationsTable(track) + ` (
 				version    INTEGER PRIMARY KEY,
 				name       TEXT NOT NULL,
 				applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
@@ -146,7 +173,7 @@ func (d *DB) migrate(ctx context.Context, migs []migration) error {
 		var applied *migration
 		err := d.migrationTx(ctx, func(tx *sql.Tx) error {
 			var current int
-			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM `+d.migrationsTable()).Scan(&current); err != nil {
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM `+d.migrationsTable(track)).Scan(&current); err != nil {
 				return fmt.Errorf("migrate %s: read version: %w", d.schema, err)
 			}
 			if current > len(migs) {
@@ -161,7 +188,7 @@ func (d *DB) migrate(ctx context.Context, migs []migration) error {
 					return fmt.Errorf("migrate %s: %w", m.file, err)
 				}
 			}
-			if _, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO `+d.migrationsTable()+` (version, name) VALUES (?, ?)`), m.version, m.file); err != nil {
+			if _, err := tx.ExecContext(ctx, d.Rebind(`INSERT INTO `+d.migrationsTable(track)+` (version, name) VALUES (?, ?)`), m.version, m.file); err != nil {
 				return fmt.Errorf("migrate %s: record version: %w", m.file, err)
 			}
 			applied = &m
@@ -176,14 +203,14 @@ func (d *DB) migrate(ctx context.Context, migs []migration) error {
 		if applied == nil {
 			return nil
 		}
-		d.logger.Info("applied database migration", "schema", d.schema, "dialect", string(d.dialect), "version", applied.version, "file", applied.file)
+		d.logger.Info("applied database migration", "schema", d.schema, "track", track, "dialect", string(d.dialect), "version", applied.version, "file", applied.file)
 	}
 }
 
 // Version returns the number of the newest applied migration (0 for none).
 func (d *DB) Version(ctx context.Context) (int, error) {
 	var v int
-	err := d.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM `+d.migrationsTable()).Scan(&v)
+	err := d.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM `+d.migrationsTable("")).Scan(&v)
 	if err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
