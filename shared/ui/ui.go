@@ -30,7 +30,10 @@ type Page struct {
 	Product string // display name of the product serving the page
 	Title   string
 	Nav     []Link
-	Body    template.HTML
+	// User, when set, is shown at the right of the header: who is signed
+	// in, or a sign-in link (auth.UserBadge renders it).
+	User template.HTML
+	Body template.HTML
 }
 
 var layout = template.Must(template.New("layout").Parse(`<!doctype html>
@@ -45,6 +48,7 @@ var layout = template.Must(template.New("layout").Parse(`<!doctype html>
 <header>
 <span class="brand">Atrium</span>
 <nav>{{range .Nav}}<a href="{{.URL}}"{{if .Active}} class="active" aria-current="page"{{end}}>{{.Name}}</a>{{end}}</nav>
+{{if .User}}<div class="user">{{.User}}</div>{{end}}
 </header>
 <main>
 {{.Body}}
