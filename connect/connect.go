@@ -9,7 +9,6 @@ package connect
 import (
 	"context"
 	"embed"
-	"io/fs"
 
 	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/platform"
@@ -25,14 +24,13 @@ type Server struct {
 
 // New opens Connect's database and files and builds its HTTP server.
 func New(ctx context.Context, cfg config.Config, opts platform.Options) (*Server, error) {
-	mig, _ := fs.Sub(migrations, "migrations")
-	base, err := platform.Open(ctx, cfg, platform.Product{Name: config.Connect, Migrations: mig}, opts)
+	base, err := platform.Open(ctx, cfg, platform.Product{
+		Name:     config.Connect,
+		Embedded: migrations,
+		Landing:  platform.Landing{Lead: "Publish and share data-science content: APIs, apps, reports and notebooks."},
+	}, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Base: base}
-	s.ServeLanding(platform.Landing{
-		Lead: "Publish and share data-science content: APIs, apps, reports and notebooks.",
-	})
-	return s, nil
+	return &Server{Base: base}, nil
 }

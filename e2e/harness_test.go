@@ -101,6 +101,8 @@ listen = "127.0.0.1:0"
 listen = "127.0.0.1:0"
 [packagemanager]
 listen = "127.0.0.1:0"
+[identity]
+listen = "127.0.0.1:0"
 `
 
 // startAtrium runs the binary with args and env, and waits (bounded) until

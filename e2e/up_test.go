@@ -45,13 +45,18 @@ func TestUp(t *testing.T) {
 				t.Fatal(err)
 			}
 			dataDir := filepath.Join(dir, "data")
-			p := startAtrium(t, env, displayNames(), "up", "--config", cfgPath, "--data-dir", dataDir)
+			p := startAtrium(t, env, append(displayNames(), "Identity"), "up", "--config", cfgPath, "--data-dir", dataDir)
+			pw, err := os.ReadFile(filepath.Join(dataDir, "admin-password"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			browser := newBrowser(t)
 
 			for _, prod := range products {
 				base := p.urls[prod.display]
-				status, body := get(t, base+"/", "text/html")
-				if status != 200 || !strings.Contains(body, "<h1>Atrium "+prod.display+"</h1>") {
-					t.Errorf("%s landing page: %d\n%s", prod.display, status, body)
+				_, body := signIn(t, browser, base+"/", "admin", strings.TrimSpace(string(pw)))
+				if !strings.Contains(body, "<h1>Atrium "+prod.display+"</h1>") {
+					t.Errorf("%s landing page:\n%s", prod.display, body)
 				}
 				if !strings.Contains(body, tc.database) {
 					t.Errorf("%s landing page does not say it runs on %s", prod.display, tc.database)

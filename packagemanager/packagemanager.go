@@ -10,7 +10,6 @@ package packagemanager
 import (
 	"context"
 	"embed"
-	"io/fs"
 
 	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/platform"
@@ -24,17 +23,15 @@ type Server struct {
 	*platform.Base
 }
 
-// New opens Package Manager's database and files and builds its HTTP
-// server.
+// New opens Package Manager's database and files and builds its HTTP server.
 func New(ctx context.Context, cfg config.Config, opts platform.Options) (*Server, error) {
-	mig, _ := fs.Sub(migrations, "migrations")
-	base, err := platform.Open(ctx, cfg, platform.Product{Name: config.PackageManager, Migrations: mig}, opts)
+	base, err := platform.Open(ctx, cfg, platform.Product{
+		Name:     config.PackageManager,
+		Embedded: migrations,
+		Landing:  platform.Landing{Lead: "PyPI and CRAN repositories for pip, uv, twine and R, with snapshots and upstream mirrors."},
+	}, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Base: base}
-	s.ServeLanding(platform.Landing{
-		Lead: "PyPI and CRAN repositories for pip, uv, twine and R, with snapshots and upstream mirrors.",
-	})
-	return s, nil
+	return &Server{Base: base}, nil
 }

@@ -40,6 +40,15 @@ test)
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 		apt_install postgresql
 	fi
+	# The browser tests drive Debian's Chromium headless.
+	if ! command -v chromium >/dev/null; then
+		apt_install chromium fonts-dejavu-core
+	fi
+	# The external-provider test runs a real Keycloak, fetched through
+	# Maven into a cache outside the clone (scripts/keycloak.sh).
+	command -v unzip >/dev/null || apt_install unzip
+	command -v mvn >/dev/null || apt_install maven
+	scripts/keycloak.sh install >/dev/null
 	;;
 *)
 	echo "usage: deps.sh build|test" >&2

@@ -36,6 +36,16 @@ var constructors = map[string]func(context.Context, config.Config, platform.Opti
 	config.PackageManager: func(ctx context.Context, cfg config.Config, o platform.Options) (runner, error) {
 		return packagemanager.New(ctx, cfg, o)
 	},
+	config.Identity: func(ctx context.Context, cfg config.Config, o platform.Options) (runner, error) {
+		return platform.OpenIdentity(ctx, cfg, o)
+	},
+}
+
+func displayName(name string) string {
+	if name == config.Identity {
+		return "Identity"
+	}
+	return platform.DisplayNames[name]
 }
 
 // Options are the caller's choices beyond the configuration.
@@ -45,17 +55,23 @@ type Options struct {
 	Out io.Writer
 }
 
-// Up runs the whole suite on this machine until ctx is done.
+// Up runs the whole suite on this machine until ctx is done: the embedded
+// OpenID provider (unless an external issuer is configured) and the three
+// products.
 func Up(ctx context.Context, cfg config.Config, opts Options) error {
-	return run(ctx, cfg, config.Products, opts)
+	names := config.Products
+	if cfg.EmbeddedIdentity() {
+		names = append([]string{config.Identity}, names...)
+	}
+	return run(ctx, cfg, names, opts)
 }
 
-// Serve runs one product alone until ctx is done.
-func Serve(ctx context.Context, cfg config.Config, product string, opts Options) error {
-	if !slices.Contains(config.Products, product) {
-		return fmt.Errorf("unknown product %q (want one of connect, workbench, packagemanager)", product)
+// Serve runs one product, or the embedded provider, alone until ctx is done.
+func Serve(ctx context.Context, cfg config.Config, name string, opts Options) error {
+	if !slices.Contains(config.Products, name) && name != config.Identity {
+		return fmt.Errorf("unknown server %q (want one of connect, workbench, packagemanager, identity)", name)
 	}
-	return run(ctx, cfg, []string{product}, opts)
+	return run(ctx, cfg, []string{name}, opts)
 }
 
 func run(ctx context.Context, cfg config.Config, products []string, opts Options) (err error) {
@@ -102,9 +118,12 @@ func run(ctx context.Context, cfg config.Config, products []string, opts Options
 	if opts.Out != nil {
 		tw := tabwriter.NewWriter(opts.Out, 0, 0, 2, ' ', 0)
 		for i, p := range products {
-			fmt.Fprintf(tw, "%s\t%s/\n", platform.DisplayNames[p], started[i].URL())
+			fmt.Fprintf(tw, "%s\t%s/\n", displayName(p), started[i].URL())
 		}
 		tw.Flush()
+		if slices.Contains(products, config.Identity) {
+			fmt.Fprintf(opts.Out, "Sign in as admin with the password in %s\n", platform.AdminPasswordFile(cfg))
+		}
 	}
 
 	// One product failing stops the others: a half-running suite would

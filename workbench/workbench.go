@@ -9,7 +9,6 @@ package workbench
 import (
 	"context"
 	"embed"
-	"io/fs"
 
 	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/platform"
@@ -25,14 +24,13 @@ type Server struct {
 
 // New opens Workbench's database and files and builds its HTTP server.
 func New(ctx context.Context, cfg config.Config, opts platform.Options) (*Server, error) {
-	mig, _ := fs.Sub(migrations, "migrations")
-	base, err := platform.Open(ctx, cfg, platform.Product{Name: config.Workbench, Migrations: mig}, opts)
+	base, err := platform.Open(ctx, cfg, platform.Product{
+		Name:     config.Workbench,
+		Embedded: migrations,
+		Landing:  platform.Landing{Lead: "Browser IDE sessions for data scientists: JupyterLab, VS Code and RStudio."},
+	}, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Base: base}
-	s.ServeLanding(platform.Landing{
-		Lead: "Browser IDE sessions for data scientists: JupyterLab, VS Code and RStudio.",
-	})
-	return s, nil
+	return &Server{Base: base}, nil
 }

@@ -16,7 +16,7 @@ func main() {
 	// SIGTERM (systemd, Kubernetes) and Ctrl-C both mean: finish in-flight
 	// requests, then exit 0.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/atrium-suite/atrium/shared/buildinfo"
 	"github.com/atrium-suite/atrium/shared/config"
@@ -18,8 +20,8 @@ import (
 
 // Main runs the command line with args (without the program name) and
 // returns the process exit code.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "atrium:", err)
@@ -35,8 +37,17 @@ type configFlags struct {
 }
 
 func (f *configFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&f.path, "config", "c", os.Getenv("ATRIUM_CONFIG"), "atrium.toml to read (default: built-in defaults; env ATRIUM_CONFIG)")
-	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "data directory, overriding shared.data_dir")
+	f.registerOn(cmd.Flags())
+}
+
+// registerPersistent puts the flags on a command group and its children.
+func (f *configFlags) registerPersistent(cmd *cobra.Command) {
+	f.registerOn(cmd.PersistentFlags())
+}
+
+func (f *configFlags) registerOn(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.path, "config", "c", os.Getenv("ATRIUM_CONFIG"), "atrium.toml to read (default: built-in defaults; env ATRIUM_CONFIG)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "data directory, overriding shared.data_dir")
 }
 
 // load resolves defaults → file → environment → flags, then validates.
@@ -54,7 +65,7 @@ func (f *configFlags) load() (config.Config, error) {
 	return cfg, nil
 }
 
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "atrium",
 		Short: "Atrium: Connect, Workbench and Package Manager as one suite",
@@ -66,7 +77,7 @@ with one configuration file, one database and one data directory.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newUp(stdout, stderr), newServe(stdout, stderr), newVersion(stdout))
+	root.AddCommand(newUp(stdout, stderr), newServe(stdout, stderr), newUsers(stdin, stdout), newVersion(stdout))
 	return root
 }
 
@@ -84,6 +95,7 @@ port, and print their URLs. Stops gracefully on SIGTERM or Ctrl-C.`,
 				return err
 			}
 			log := platform.NewLogger(cfg.Shared, stderr)
+			slog.SetDefault(log) // libraries that log to the default logger (zitadel/oidc) join ours
 			log.Info("starting atrium", "version", buildinfo.String(), "data_dir", cfg.Shared.DataDir, "database", databaseKind(cfg))
 			fmt.Fprintf(stdout, "Atrium %s is starting (data in %s).\n", buildinfo.String(), cfg.Shared.DataDir)
 			return suite.Up(cmd.Context(), cfg, suite.Options{Logger: log, Out: stdout})
@@ -96,17 +108,18 @@ port, and print their URLs. Stops gracefully on SIGTERM or Ctrl-C.`,
 func newServe(stdout, stderr io.Writer) *cobra.Command {
 	var f configFlags
 	cmd := &cobra.Command{
-		Use:       "serve connect|workbench|packagemanager",
-		Short:     "Run one product alone",
-		Long:      "Run one product alone, as an agent or a Kubernetes pod does. Stops gracefully on SIGTERM.",
+		Use:       "serve connect|workbench|packagemanager|identity",
+		Short:     "Run one product, or the embedded sign-in provider, alone",
+		Long:      "Run one product (or the embedded OpenID provider) alone, as an agent or a Kubernetes pod does. Stops gracefully on SIGTERM.",
 		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
-		ValidArgs: config.Products,
+		ValidArgs: append([]string{config.Identity}, config.Products...),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.load()
 			if err != nil {
 				return err
 			}
 			log := platform.NewLogger(cfg.Shared, stderr)
+			slog.SetDefault(log)
 			log.Info("starting atrium", "product", args[0], "version", buildinfo.String(), "database", databaseKind(cfg))
 			return suite.Serve(cmd.Context(), cfg, args[0], suite.Options{Logger: log, Out: stdout})
 		},

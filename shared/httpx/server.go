@@ -46,6 +46,9 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
 	ShutdownTimeout   time.Duration
+	// TrustedProxies are the addresses (or CIDRs) of reverse proxies whose
+	// X-Forwarded-For is believed; nil trusts none.
+	TrustedProxies []string
 	// Ready reports whether the server can do its work (its database
 	// answers, …); /readyz calls it. Nil means always ready.
 	Ready func(ctx context.Context) error
@@ -153,6 +156,12 @@ func (s *Server) Close() error { return s.srv.Close() }
 
 func (s *Server) buildEngine() *gin.Engine {
 	e := gin.New()
+	// gin trusts X-Forwarded-For from anyone by default, which would let a
+	// client choose its own address for logs and rate limits. Trust only
+	// the configured proxies (none by default).
+	if err := e.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		s.log.Warn("trusted proxies", "err", err)
+	}
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	m := newMetrics(s.reg, s.cfg.Name, s.cfg.Version)

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/atrium-suite/atrium/shared/buildinfo"
+	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/db"
 	"github.com/atrium-suite/atrium/shared/ui"
 )
@@ -34,9 +35,9 @@ var landingBody = template.Must(template.New("landing").Parse(`<h1>{{.Display}}<
 <tr><th>Health</th><td><a href="/__ping__">/__ping__</a> · <a href="/readyz">/readyz</a> · <a href="/metrics">/metrics</a></td></tr>
 </table>`))
 
-// ServeLanding registers the product's front page at "/".
-func (b *Base) ServeLanding(l Landing) {
-	b.HTTP.Engine().GET("/", func(c *gin.Context) {
+// serveLanding registers the product's front page at "/".
+func (b *Base) serveLanding(l Landing) {
+	b.HTTP.Engine().GET("/", b.Auth.Require(config.RoleViewer), func(c *gin.Context) {
 		database := "SQLite"
 		if b.DB.Dialect() == db.Postgres {
 			database = "PostgreSQL (schema " + b.Name + ")"
@@ -52,6 +53,6 @@ func (b *Base) ServeLanding(l Landing) {
 			c.Error(err)
 			return
 		}
-		ui.Render(c, http.StatusOK, ui.Page{Product: b.Display, Title: b.Display, Nav: Nav(b.Config, b.Name), Body: body})
+		b.Render(c, http.StatusOK, b.Display, body)
 	})
 }

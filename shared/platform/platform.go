@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -21,10 +22,14 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/atrium-suite/atrium/shared/buildinfo"
+	"github.com/gin-gonic/gin"
+
+	"github.com/atrium-suite/atrium/shared/accounts"
+	"github.com/atrium-suite/atrium/shared/auth"
 	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/db"
 	"github.com/atrium-suite/atrium/shared/httpx"
+	"github.com/atrium-suite/atrium/shared/secrets"
 	"github.com/atrium-suite/atrium/shared/storage"
 	"github.com/atrium-suite/atrium/shared/ui"
 )
@@ -38,8 +43,12 @@ var DisplayNames = map[string]string{
 
 // Product describes the product being opened.
 type Product struct {
-	Name       string // config.Connect, …
-	Migrations fs.FS  // the product's migrations (NNNN_name.sql at the root)
+	Name string // config.Connect, …
+	// Embedded holds the product's migrations in its "migrations"
+	// directory (NNNN_name.sql files), as `//go:embed migrations` gives.
+	Embedded fs.FS
+	// Landing is the product's front page.
+	Landing Landing
 }
 
 // Options are what the caller decides beyond the config file.
@@ -52,6 +61,13 @@ type Options struct {
 	Listener net.Listener
 }
 
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
+}
+
 // Base is an opened product: everything it needs to serve.
 type Base struct {
 	Name    string
@@ -62,6 +78,10 @@ type Base struct {
 	Files   *storage.Store
 	HTTP    *httpx.Server
 	DataDir string
+	// Accounts is the suite's user directory; Auth is the product's
+	// sign-in (sessions, API keys, role checks).
+	Accounts *accounts.Store
+	Auth     *auth.Auth
 }
 
 // Open validates cfg and opens the product's database, files and server.
@@ -74,12 +94,7 @@ func Open(ctx context.Context, cfg config.Config, p Product, opts Options) (_ *B
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	srvCfg, _ := cfg.Server(p.Name)
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	log = log.With("component", p.Name)
+	log := opts.logger().With("component", p.Name)
 	b := &Base{Name: p.Name, Display: display, Config: cfg, Log: log}
 	defer func() {
 		if err != nil {
@@ -101,32 +116,65 @@ func Open(ctx context.Context, cfg config.Config, p Product, opts Options) (_ *B
 	if err != nil {
 		return nil, fmt.Errorf("%s files: %w", p.Name, err)
 	}
+	migrations, err := fs.Sub(p.Embedded, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("%s migrations: %w", p.Name, err)
+	}
 	b.DB, err = db.Open(ctx, db.Config{
 		PostgresDSN: cfg.Shared.DatabaseURL,
 		SQLitePath:  filepath.Join(b.DataDir, p.Name+".db"),
 		Schema:      p.Name,
-		Migrations:  p.Migrations,
+		Migrations:  migrations,
 		Logger:      log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s database: %w", p.Name, err)
 	}
-	b.HTTP, err = httpx.New(httpx.Config{
-		Name:              p.Name,
-		Version:           buildinfo.String(),
-		Addr:              srvCfg.Listen,
-		Listener:          opts.Listener,
-		Logger:            log,
-		MaxBodyBytes:      int64(srvCfg.MaxBodyBytes),
-		ReadHeaderTimeout: srvCfg.ReadHeaderTimeout.D(),
-		IdleTimeout:       srvCfg.IdleTimeout.D(),
-		ShutdownTimeout:   srvCfg.ShutdownTimeout.D(),
-		Ready:             b.DB.Ping,
-		RenderHTMLError:   ui.ErrorRenderer(display, Nav(cfg, p.Name)),
+	key, err := secrets.LoadOrCreate(cfg.SecretKeyPath())
+	if err != nil {
+		return nil, err
+	}
+	if b.Accounts, err = accounts.Open(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	b.HTTP, err = newHTTP(cfg, p.Name, display, opts.Listener, log, func(ctx context.Context) error {
+		return errors.Join(b.DB.Ping(ctx), b.Accounts.Ping(ctx))
+	}, Nav(cfg, p.Name))
+	if err != nil {
+		return nil, err
+	}
+	issuer := cfg.Auth.Issuer
+	if cfg.EmbeddedIdentity() {
+		issuer = PublicURL(cfg, config.Identity)
+	}
+	prod, _ := cfg.Product(p.Name)
+	b.Auth, err = auth.New(ctx, auth.Config{
+		Product:         p.Name,
+		DisplayName:     display,
+		PublicURL:       b.URL(),
+		Issuer:          issuer,
+		Embedded:        cfg.EmbeddedIdentity(),
+		ClientID:        prod.OIDCClientID,
+		ClientSecret:    ClientSecret(cfg, key, p.Name),
+		GroupsClaim:     cfg.Auth.GroupsClaim,
+		AdminGroups:     cfg.Auth.AdminGroups,
+		PublisherGroups: cfg.Auth.PublisherGroups,
+		DefaultRole:     cfg.Auth.DefaultRole,
+		SessionLifetime: cfg.Auth.SessionLifetime.D(),
+		DB:              b.DB,
+		Directory:       directory{b.Accounts},
+		Nav:             Nav(cfg, p.Name),
+		Logger:          log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s server: %w", p.Name, err)
+		return nil, fmt.Errorf("%s sign-in: %w", p.Name, err)
 	}
+	// Health, readiness and metrics were registered by httpx before this
+	// and stay open; everything added from here on knows who is asking.
+	e := b.HTTP.Engine()
+	e.Use(b.Auth.Middleware(), b.Auth.CSRF())
+	b.Auth.Register(e)
+	b.serveLanding(p.Landing)
 	return b, nil
 }
 
@@ -148,12 +196,22 @@ func (b *Base) Close() error {
 }
 
 func (b *Base) closeDB() error {
-	if b.DB == nil {
-		return nil
+	var errs []error
+	if b.DB != nil {
+		errs = append(errs, b.DB.Close())
+		b.DB = nil
 	}
-	d := b.DB
-	b.DB = nil
-	return d.Close()
+	if b.Accounts != nil {
+		errs = append(errs, b.Accounts.Close())
+		b.Accounts = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Render writes a product page in the suite layout, with the navigation
+// and the signed-in user's badge.
+func (b *Base) Render(c *gin.Context, status int, title string, body template.HTML) {
+	ui.Render(c, status, ui.Page{Product: b.Display, Title: title, Nav: Nav(b.Config, b.Name), Body: body, User: b.Auth.UserBadge(c)})
 }
 
 // URL is the product's public URL, without a trailing slash.

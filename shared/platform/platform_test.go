@@ -44,7 +44,7 @@ func testConfig(t *testing.T) config.Config {
 // must turn 503 when the database stops answering.
 func TestReadyzFollowsTheDatabase(t *testing.T) {
 	ctx := context.Background()
-	b, err := platform.Open(ctx, testConfig(t), platform.Product{Name: config.Connect, Migrations: fstest.MapFS{}}, platform.Options{})
+	b, err := platform.Open(ctx, testConfig(t), platform.Product{Name: config.Connect, Embedded: fstest.MapFS{"migrations/README.md": {}}}, platform.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,12 +76,12 @@ func TestReadyzFollowsTheDatabase(t *testing.T) {
 // database must not keep its port bound.
 func TestOpenFailureLeavesNothingRunning(t *testing.T) {
 	cfg := testConfig(t)
-	bad := fstest.MapFS{"0001_broken.sql": {Data: []byte("CREATE TABLE (")}}
+	bad := fstest.MapFS{"migrations/0001_broken.sql": {Data: []byte("CREATE TABLE (")}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = platform.Open(context.Background(), cfg, platform.Product{Name: config.Connect, Migrations: bad}, platform.Options{Listener: ln})
+	_, err = platform.Open(context.Background(), cfg, platform.Product{Name: config.Connect, Embedded: bad}, platform.Options{Listener: ln})
 	if err == nil || !strings.Contains(err.Error(), "0001_broken.sql") {
 		t.Fatalf("got %v, want an error naming the migration", err)
 	}
