@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -147,15 +146,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d, err := db.Open(ctx, db.Config{
-		PostgresDSN: cfg.Shared.DatabaseURL,
-		SQLitePath:  filepath.Join(cfg.Shared.DataDir, Schema, Schema+".db"),
-		Schema:      Schema,
-		Migrations:  Migrations,
-		Logger:      log,
-	})
+	d, err := db.OpenSuite(ctx, cfg.Shared, Schema, Migrations, log)
 	if err != nil {
-		return nil, fmt.Errorf("accounts database: %w", err)
+		return nil, err
 	}
 	s := OpenDB(d, append([]Option{WithLogger(log)}, opts...)...)
 	s.ownDB = true

@@ -1,6 +1,8 @@
 package accounts_test
 
 import (
+	"github.com/atrium-suite/atrium/shared/testutil"
+
 	"context"
 	"errors"
 	"io/fs"
@@ -19,25 +21,10 @@ import (
 	"github.com/atrium-suite/atrium/shared/db/dbtest"
 )
 
-// clock is a settable time source shared by the store under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+func newClock() *clock { return testutil.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// clock is the tests' settable time.
+type clock = testutil.Clock
 
 type openFunc = func(t *testing.T, migrations fs.FS) *db.DB
 

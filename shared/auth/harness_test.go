@@ -1,6 +1,8 @@
 package auth_test
 
 import (
+	"github.com/atrium-suite/atrium/shared/testutil"
+
 	"bytes"
 	"context"
 	"io"
@@ -29,24 +31,9 @@ import (
 
 // clock is the tests' shared time: the product, the provider and the
 // directory all read it, so expiry is tested by moving it, not by waiting.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = testutil.Clock
 
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return testutil.NewClock(time.Now()) }
 
 type opener = func(t *testing.T, migrations fs.FS) *db.DB
 

@@ -1,6 +1,8 @@
 package identity_test
 
 import (
+	"github.com/atrium-suite/atrium/shared/testutil"
+
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -16,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,25 +33,10 @@ import (
 	"github.com/atrium-suite/atrium/shared/ui"
 )
 
+// clock is the tests' settable time.
+type clock = testutil.Clock
+
 type openFunc = func(t *testing.T, migrations fs.FS) *db.DB
-
-// clock is the settable time of the provider and the directory.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 const (
 	password     = "correct horse battery"
@@ -79,7 +65,7 @@ type env struct {
 func newEnv(t *testing.T, open openFunc) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, clk: &clock{t: time.Now().UTC().Truncate(time.Millisecond)}}
+	e := &env{t: t, clk: testutil.NewClock(time.Now().UTC().Truncate(time.Millisecond))}
 	e.accountsDB = open(t, accounts.Migrations)
 	e.accounts = accounts.OpenDB(e.accountsDB, accounts.WithClock(e.clk.Now), accounts.WithBcryptCost(bcrypt.MinCost))
 	var err error

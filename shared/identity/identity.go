@@ -27,7 +27,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -83,17 +82,7 @@ var Migrations fs.FS = func() fs.FS {
 // PostgreSQL schema "identity" when shared.database_url is set, otherwise
 // DATA_DIR/identity/identity.db.
 func OpenDB(ctx context.Context, cfg config.Config, log *slog.Logger) (*db.DB, error) {
-	d, err := db.Open(ctx, db.Config{
-		PostgresDSN: cfg.Shared.DatabaseURL,
-		SQLitePath:  filepath.Join(cfg.Shared.DataDir, Schema, Schema+".db"),
-		Schema:      Schema,
-		Migrations:  Migrations,
-		Logger:      log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("identity database: %w", err)
-	}
-	return d, nil
+	return db.OpenSuite(ctx, cfg.Shared, Schema, Migrations, log)
 }
 
 // Client is a product registered with the provider.

@@ -120,15 +120,9 @@ func Open(ctx context.Context, cfg config.Config, p Product, opts Options) (_ *B
 	if err != nil {
 		return nil, fmt.Errorf("%s migrations: %w", p.Name, err)
 	}
-	b.DB, err = db.Open(ctx, db.Config{
-		PostgresDSN: cfg.Shared.DatabaseURL,
-		SQLitePath:  filepath.Join(b.DataDir, p.Name+".db"),
-		Schema:      p.Name,
-		Migrations:  migrations,
-		Logger:      log,
-	})
+	b.DB, err = db.OpenSuite(ctx, cfg.Shared, p.Name, migrations, log)
 	if err != nil {
-		return nil, fmt.Errorf("%s database: %w", p.Name, err)
+		return nil, err
 	}
 	key, err := secrets.LoadOrCreate(cfg.SecretKeyPath())
 	if err != nil {
