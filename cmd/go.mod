@@ -3,6 +3,7 @@ module github.com/atrium-suite/atrium/cmd
 go 1.26.0
 
 require (
+	github.com/atrium-suite/atrium/packagemanager v0.0.0
 	github.com/atrium-suite/atrium/shared v0.0.0
 	github.com/atrium-suite/atrium/suite v0.0.0
 	github.com/spf13/cobra v1.10.2
@@ -12,7 +13,6 @@ require (
 require (
 	github.com/BurntSushi/toml v1.6.0 // indirect
 	github.com/atrium-suite/atrium/connect v0.0.0 // indirect
-	github.com/atrium-suite/atrium/packagemanager v0.0.0 // indirect
 	github.com/atrium-suite/atrium/workbench v0.0.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/bmatcuk/doublestar/v4 v4.10.4 // indirect

@@ -17,6 +17,9 @@ func suiteWithIdentity(t *testing.T, env ...string) (*suiteProc, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "atrium.toml")
+	// Tests that do not exercise the mirror must not reach for an
+	// upstream index: point it at a port nothing listens on.
+	env = append([]string{"ATRIUM_PACKAGEMANAGER_PYPI_UPSTREAM=http://127.0.0.1:1/simple/"}, env...)
 	if err := os.WriteFile(cfgPath, []byte(freePortsConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}

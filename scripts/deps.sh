@@ -49,6 +49,9 @@ test)
 	command -v unzip >/dev/null || apt_install unzip
 	command -v mvn >/dev/null || apt_install maven
 	scripts/keycloak.sh install >/dev/null
+	# Package Manager's tests drive R and the real Python clients.
+	scripts/r.sh install
+	scripts/pytools.sh >/dev/null
 	;;
 *)
 	echo "usage: deps.sh build|test" >&2

@@ -77,7 +77,7 @@ with one configuration file, one database and one data directory.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newUp(stdout, stderr), newServe(stdout, stderr), newUsers(stdin, stdout), newVersion(stdout))
+	root.AddCommand(newUp(stdout, stderr), newServe(stdout, stderr), newUsers(stdin, stdout), newPM(stdout), newVersion(stdout))
 	return root
 }
 

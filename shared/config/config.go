@@ -47,12 +47,29 @@ var Products = []string{PackageManager, Connect, Workbench}
 
 // Config is the whole of atrium.toml.
 type Config struct {
-	Shared         Shared  `toml:"shared"`
-	Auth           Auth    `toml:"auth"`
-	Identity       Server  `toml:"identity"`
-	Connect        Product `toml:"connect"`
-	Workbench      Product `toml:"workbench"`
-	PackageManager Product `toml:"packagemanager"`
+	Shared         Shared               `toml:"shared"`
+	Auth           Auth                 `toml:"auth"`
+	Identity       Server               `toml:"identity"`
+	Connect        Product              `toml:"connect"`
+	Workbench      Product              `toml:"workbench"`
+	PackageManager PackageManagerConfig `toml:"packagemanager"`
+}
+
+// PackageManagerConfig is Package Manager's section: the server settings every
+// product has, plus where its PyPI mirror reads from.
+type PackageManagerConfig struct {
+	Product
+	// PyPIUpstream is the simple index the default "pypi" repository
+	// mirrors. Empty means the index the host's pip uses (PIP_INDEX_URL,
+	// pip's configuration, or pip's own default).
+	PyPIUpstream string `toml:"pypi_upstream"`
+	// MirrorRefresh is how long a mirrored project's listing is used
+	// before upstream is asked again ("latest" only; snapshots never ask).
+	MirrorRefresh Duration `toml:"mirror_refresh"`
+	// SeedDir, when set, is a directory of wheels, sdists and R source
+	// packages imported into the default repositories on first start, so
+	// an air-gapped suite can install without any upstream.
+	SeedDir string `toml:"seed_dir"`
 }
 
 // Roles a user can have, least to most privileged.
@@ -154,9 +171,12 @@ func Default() Config {
 		// Bundles and package uploads are large; Workbench proxies IDE
 		// uploads. 1 GiB matches what data-science content needs without
 		// letting a single request fill the disk.
-		Connect:        product(Connect, DefaultConnectPort, 1<<30),
-		Workbench:      product(Workbench, DefaultWorkbenchPort, 1<<30),
-		PackageManager: product(PackageManager, DefaultPackageManagerPort, 1<<30),
+		Connect:   product(Connect, DefaultConnectPort, 1<<30),
+		Workbench: product(Workbench, DefaultWorkbenchPort, 1<<30),
+		PackageManager: PackageManagerConfig{
+			Product:       product(PackageManager, DefaultPackageManagerPort, 1<<30),
+			MirrorRefresh: Duration(10 * time.Minute),
+		},
 	}
 }
 
@@ -168,7 +188,7 @@ func (c *Config) Product(product string) (*Product, error) {
 	case Workbench:
 		return &c.Workbench, nil
 	case PackageManager:
-		return &c.PackageManager, nil
+		return &c.PackageManager.Product, nil
 	}
 	return nil, fmt.Errorf("unknown product %q (want one of %s)", product, strings.Join(Products, ", "))
 }
@@ -405,6 +425,14 @@ func (c *Config) Validate() error {
 				return &Error{Key: p + ".listen", Msg: fmt.Sprintf("port %s is already used by %s.listen", port, other)}
 			}
 			ports[port] = p
+		}
+	}
+	if c.PackageManager.MirrorRefresh < 0 {
+		return &Error{Key: "packagemanager.mirror_refresh", Msg: "must not be negative"}
+	}
+	if u := c.PackageManager.PyPIUpstream; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return &Error{Key: "packagemanager.pypi_upstream", Msg: fmt.Sprintf("%q is not an absolute http(s) URL", u)}
 		}
 	}
 	return c.validateClients()

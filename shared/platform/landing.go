@@ -20,10 +20,13 @@ type Landing struct {
 	// Features lists, in the user's words, what this server does today.
 	// Only what works belongs here.
 	Features []string
+	// Extra, when set, renders more of the page below the lead.
+	Extra func(c *gin.Context) (template.HTML, error)
 }
 
 var landingBody = template.Must(template.New("landing").Parse(`<h1>{{.Display}}</h1>
 <p class="lead">{{.Lead}}</p>
+{{.Extra}}
 {{if .Features}}<h2>What this server does</h2>
 <ul>{{range .Features}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <h2>Server</h2>
@@ -38,6 +41,14 @@ var landingBody = template.Must(template.New("landing").Parse(`<h1>{{.Display}}<
 // serveLanding registers the product's front page at "/".
 func (b *Base) serveLanding(l Landing) {
 	b.HTTP.Engine().GET("/", b.Auth.Require(config.RoleViewer), func(c *gin.Context) {
+		var extra template.HTML
+		if l.Extra != nil {
+			var err error
+			if extra, err = l.Extra(c); err != nil {
+				c.Error(err)
+				return
+			}
+		}
 		database := "SQLite"
 		if b.DB.Dialect() == db.Postgres {
 			database = "PostgreSQL (schema " + b.Name + ")"
@@ -46,7 +57,7 @@ func (b *Base) serveLanding(l Landing) {
 			database += ", migration " + strconv.Itoa(v)
 		}
 		body, err := ui.Fragment(landingBody, map[string]any{
-			"Display": "Atrium " + b.Display, "Lead": l.Lead, "Features": l.Features,
+			"Display": "Atrium " + b.Display, "Lead": l.Lead, "Features": l.Features, "Extra": extra,
 			"Version": buildinfo.String(), "URL": b.URL(), "Database": database, "DataDir": b.DataDir,
 		})
 		if err != nil {

@@ -1,0 +1,1 @@
+greet <- function() toupper(hello("greeter"))
