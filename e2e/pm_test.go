@@ -80,7 +80,12 @@ func TestPackageManagerPython(t *testing.T) {
 	tools := pyTools(t)
 	p, dataDir := suiteWithIdentity(t)
 	pm := p.urls["Package Manager"]
-	key := strings.TrimSpace(atriumCLI(t, dataDir, "", "users", "token", "admin", "--product", "packagemanager"))
+	// Two ways to be allowed to upload: a Package Manager token scoped to
+	// the source (rspm's model), or a publisher's suite API key.
+	key := strings.TrimSpace(atriumCLI(t, dataDir, "", "pm", "create", "token", "--scope", "sources:write", "--sources", "pypi-local"))
+	userKey := strings.TrimSpace(atriumCLI(t, dataDir, "", "users", "token", "admin", "--product", "packagemanager"))
+	atriumCLI(t, dataDir, "", "pm", "create", "source", "--name", "other-local", "--type", "local-python")
+	otherKey := strings.TrimSpace(atriumCLI(t, dataDir, "", "pm", "create", "token", "--sources", "other-local"))
 
 	v1 := buildDists(t, tools, "atr-demo-1.0.0", t.TempDir())
 	v2 := buildDists(t, tools, "atr-demo-1.1.0", t.TempDir())
@@ -90,8 +95,10 @@ func TestPackageManagerPython(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	if out, err := twine("atr_wrong", v1...); err == nil {
-		t.Fatalf("upload with a wrong key succeeded:\n%s", out)
+	for _, wrong := range []string{"atr_wrong", "atrpm_wrong", otherKey} {
+		if out, err := twine(wrong, v1...); err == nil {
+			t.Fatalf("upload with key %.8s… succeeded:\n%s", wrong, out)
+		}
 	}
 	if out, err := twine(key, v1...); err != nil {
 		t.Fatalf("twine upload: %v\n%s", err, out)
@@ -102,7 +109,7 @@ func TestPackageManagerPython(t *testing.T) {
 	if err := json.Unmarshal([]byte(atriumCLI(t, dataDir, "", "pm", "snapshot", "--repo", "pypi", "-o", "json")), &snap); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := twine(key, v2...); err != nil {
+	if out, err := twine(userKey, v2...); err != nil {
 		t.Fatalf("twine upload 1.1.0: %v\n%s", err, out)
 	}
 

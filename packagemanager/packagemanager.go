@@ -64,14 +64,35 @@ func New(ctx context.Context, cfg config.Config, opts platform.Options) (*Server
 
 func (s *Server) routes() {
 	e := s.HTTP.Engine()
-	upload := []gin.HandlerFunc{s.Auth.Require(config.RolePublisher), s.uploadPython}
-	e.POST("/upload/:source", upload...)
-	e.POST("/upload/:source/", upload...)
+	e.POST("/upload/:source", s.requireUpload, s.uploadPython)
+	e.POST("/upload/:source/", s.requireUpload, s.uploadPython)
 	e.GET("/__api__/repos", s.apiRepos)
-	e.POST("/__api__/sources/:source/packages", s.Auth.Require(config.RolePublisher), s.apiUpload)
+	e.POST("/__api__/sources/:source/packages", s.requireUpload, s.apiUpload)
 	e.GET("/:repo/", s.repoPage)
 	e.GET("/:repo/:snap/*rest", s.dispatch)
 	e.HEAD("/:repo/:snap/*rest", s.dispatch)
+}
+
+// requireUpload lets a request upload to the source in its path when it
+// carries a Package Manager token scoped to that source (basic auth
+// __token__, as twine sends it), or else when its user is a publisher
+// (session or suite API key).
+func (s *Server) requireUpload(c *gin.Context) {
+	if user, secret, ok := c.Request.BasicAuth(); ok && user == "__token__" && strings.HasPrefix(secret, store.TokenPrefix) {
+		err := s.svc.Store.AuthorizeToken(c.Request.Context(), secret, store.ScopeSourcesWrite, c.Param("source"))
+		switch {
+		case err == nil:
+			c.Next()
+		case errors.Is(err, store.ErrTokenDenied):
+			c.Error(httpx.Errorf(http.StatusForbidden, "this token may not upload to %s (%v)", c.Param("source"), err))
+			c.Abort()
+		default:
+			c.Error(err)
+			c.Abort()
+		}
+		return
+	}
+	s.Auth.Require(config.RolePublisher)(c)
 }
 
 // errStatus maps the service's errors to responses.

@@ -40,7 +40,7 @@ uv pip install --index-url {{.URL}}/latest/simple/ PACKAGE</pre>
 name = "atrium"
 url = "{{.URL}}/latest/simple/"
 default = true</pre>
-{{if .Upload}}<p>Publish with twine (password: an API key from <a href="/__auth__/keys">API keys</a>):</p>
+{{if .Upload}}<p>Publish with twine; the password is a token from <code>atrium pm create token --sources {{.Upload}}</code> or a publisher's key from <a href="/__auth__/keys">API keys</a>:</p>
 <pre>twine upload --repository-url {{.Host}}/upload/{{.Upload}}/ -u __token__ -p KEY dist/*</pre>{{end}}
 <p class="muted">Frozen in time: replace <code>latest</code> with a date (<code>{{.Today}}</code>) or a transaction id.</p>
 {{end}}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -83,8 +84,40 @@ snapshots. Works on this server's data dir and database, like rspm.`,
 	createSource.Flags().StringVar(&name, "name", "", "source name")
 	createSource.Flags().StringVar(&typ, "type", store.LocalPython, "local-python, pypi or local-r")
 	createSource.Flags().StringVar(&url, "url", "", "upstream simple index, for a pypi source")
-	create := &cobra.Command{Use: "create", Short: "Create a repository or a source"}
-	create.AddCommand(createRepo, createSource)
+	var scope, sources, expires string
+	createToken := &cobra.Command{Use: "token", Short: "Create a token that may upload to sources (printed once)",
+		Long: `Create a Package Manager token, printed once and stored only as a hash.
+With --scope sources:write it may upload to the --sources named (every source
+when none are named), e.g. with twine: -u __token__ -p TOKEN.`,
+		Args: cobra.NoArgs,
+		RunE: run(func(ctx context.Context, svc *packagemanager.Service, _ config.Config) (any, error) {
+			var names []string
+			for _, n := range strings.Split(sources, ",") {
+				if n = strings.TrimSpace(n); n != "" {
+					names = append(names, n)
+				}
+			}
+			var exp *time.Time
+			if expires != "" {
+				d, err := parseExpiry(expires)
+				if err != nil {
+					return nil, err
+				}
+				t := time.Now().Add(d)
+				exp = &t
+			}
+			secret, tok, err := svc.Store.CreateToken(ctx, scope, names, desc, exp)
+			if err != nil {
+				return nil, err
+			}
+			return text{v: map[string]any{"token": secret, "id": tok.ID, "scope": tok.Scope, "sources": names}, s: secret + "\n"}, nil
+		})}
+	createToken.Flags().StringVar(&scope, "scope", store.ScopeSourcesWrite, "what the token may do: sources:write")
+	createToken.Flags().StringVar(&sources, "sources", "", "comma-separated sources (default: every source)")
+	createToken.Flags().StringVar(&expires, "expires", "", "lifetime, e.g. 30d (default: no expiry)")
+	createToken.Flags().StringVar(&desc, "description", "", "what the token is for")
+	create := &cobra.Command{Use: "create", Short: "Create a repository, a source or a token"}
+	create.AddCommand(createRepo, createSource, createToken)
 
 	var repo, source string
 	subscribe := &cobra.Command{Use: "subscribe", Short: "Add a source to a repository (after the ones it has)", Args: cobra.NoArgs,
