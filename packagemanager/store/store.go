@@ -331,7 +331,7 @@ func (s *Store) Snapshot(ctx context.Context, spec string) (int64, error) {
 		return id.Int64, nil
 	}
 	id, err := strconv.ParseInt(spec, 10, 64)
-	if err != nil || id < 1 {
+	if err != nil || id < 0 {
 		return 0, fmt.Errorf("snapshot %q is not latest, a date (YYYY-MM-DD) or a transaction id: %w", spec, ErrNotFound)
 	}
 	if id > latest {

@@ -85,7 +85,7 @@ func TestSnapshotsAndPrecedence(t *testing.T) {
 				t.Errorf("snapshot %s: %d files from %s (%v), want %d from pypi-local", tc.snap, len(files), src.Name, err, tc.files)
 			}
 		}
-		for _, bad := range []string{"2026-04-30", "999", "0", "yesterday"} {
+		for _, bad := range []string{"2026-04-30", "999", "-1", "yesterday"} {
 			if _, err := s.Snapshot(ctx, bad); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("snapshot %q: %v, want not found", bad, err)
 			}
