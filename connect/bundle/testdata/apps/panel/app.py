@@ -1,0 +1,3 @@
+import panel as pn
+
+pn.panel("hello").servable()
