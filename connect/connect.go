@@ -9,8 +9,15 @@ package connect
 import (
 	"context"
 	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/atrium-suite/atrium/shared/config"
+	"github.com/atrium-suite/atrium/shared/launcher"
 	"github.com/atrium-suite/atrium/shared/platform"
 )
 
@@ -20,6 +27,22 @@ var migrations embed.FS
 // Server is a running Connect.
 type Server struct {
 	*platform.Base
+
+	st    *store
+	tasks *tasks
+	rt    *runtime
+	stop  context.CancelFunc
+
+	// Under DATA_DIR/connect: extracted bundles (apps/{guid}/{bundle_id}),
+	// Python environments (envs/{key}) and uploads in progress (tmp).
+	appsDir, envsDir, tmpDir string
+	// packageIndex is the simple index environments install from: Package
+	// Manager's pypi repository.
+	packageIndex string
+
+	pyMu     sync.Mutex
+	py       interpreter
+	envLocks map[string]*sync.Mutex
 }
 
 // New opens Connect's database and files and builds its HTTP server.
@@ -32,5 +55,39 @@ func New(ctx context.Context, cfg config.Config, opts platform.Options) (*Server
 	if err != nil {
 		return nil, err
 	}
-	return &Server{Base: base}, nil
+	s := &Server{
+		Base:         base,
+		st:           &store{db: base.DB, now: time.Now},
+		appsDir:      filepath.Join(base.DataDir, "apps"),
+		envsDir:      filepath.Join(base.DataDir, "envs"),
+		tmpDir:       filepath.Join(base.DataDir, "tmp"),
+		packageIndex: platform.PublicURL(cfg, config.PackageManager) + "/pypi/latest/simple/",
+		envLocks:     map[string]*sync.Mutex{},
+	}
+	for _, d := range []string{s.appsDir, s.envsDir, s.tmpDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			base.Close()
+			return nil, fmt.Errorf("connect: %w", err)
+		}
+	}
+	if err := s.st.failUnfinished(ctx); err != nil {
+		base.Close()
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	var bg context.Context
+	bg, s.stop = context.WithCancel(context.WithoutCancel(ctx))
+	s.tasks = newTasks(bg, s.st)
+	s.rt = &runtime{s: s, launcher: &launcher.Local{Logger: base.Log}, apps: map[string]*app{}}
+	s.routes()
+	return s, nil
+}
+
+// Run serves until ctx is done; then it ends running deploys, stops the
+// content processes and closes the database.
+func (s *Server) Run(ctx context.Context) error {
+	err := s.HTTP.Serve(ctx)
+	s.stop()
+	s.tasks.wait()
+	s.rt.stopAll()
+	return errors.Join(err, s.Base.Close())
 }

@@ -1,0 +1,233 @@
+package connect
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/atrium-suite/atrium/shared/auth"
+	"github.com/atrium-suite/atrium/shared/httpx"
+)
+
+// contentNamePattern is Connect's rule for content names.
+var contentNamePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{3,64}$`)
+
+// contentJSON is Connect's v1 content record with the fields rsconnect and
+// posit-sdk read.
+func (s *Server) contentJSON(c Content, viewer auth.User) gin.H {
+	var bundleID any
+	if c.ActiveBundleID != 0 {
+		bundleID = bundleIDString(c.ActiveBundleID)
+	}
+	role := "viewer"
+	if c.OwnerID == viewer.ID {
+		role = "owner"
+	}
+	return gin.H{
+		// Connect's numeric v0 id has no meaning here; the GUID contains
+		// hyphens, which is how rsconnect tells it apart (get_content_by_id).
+		"id":                  c.GUID,
+		"guid":                c.GUID,
+		"name":                c.Name,
+		"title":               nullIfEmpty(c.Title),
+		"description":         c.Description,
+		"access_type":         c.AccessType,
+		"locked":              false,
+		"locked_message":      "",
+		"app_mode":            c.AppMode,
+		"content_category":    "",
+		"parameterized":       false,
+		"cluster_name":        "Local",
+		"image_name":          nil,
+		"r_version":           nil,
+		"py_version":          nil,
+		"quarto_version":      nil,
+		"run_as":              nil,
+		"run_as_current_user": false,
+		"owner_guid":          c.OwnerID,
+		"bundle_id":           bundleID,
+		"created_time":        timeJSON(c.CreatedAt),
+		"last_deployed_time":  timeJSON(c.UpdatedAt),
+		"content_url":         s.URL() + "/content/" + c.GUID + "/",
+		"dashboard_url":       s.URL() + "/connect/#/apps/" + c.GUID,
+		"app_role":            role,
+	}
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// withOwner adds "owner" for ?include=owner (posit-sdk always asks).
+func (s *Server) withOwner(c *gin.Context, j gin.H, ownerID string) gin.H {
+	if !strings.Contains(c.Query("include"), "owner") {
+		return j
+	}
+	if au, err := s.Accounts.User(c.Request.Context(), ownerID); err == nil {
+		first, last, _ := strings.Cut(au.Name, " ")
+		j["owner"] = gin.H{"guid": au.ID, "username": au.Username, "first_name": first, "last_name": last}
+	}
+	return j
+}
+
+// visible loads content the caller may see: its owner's and, for admins,
+// everyone's. Others get 404, so GUIDs of others' content are not probed.
+func (s *Server) visible(c *gin.Context) (Content, auth.User, bool) {
+	u, _ := auth.CurrentUser(c)
+	ct, err := s.st.content(c.Request.Context(), c.Param("guid"))
+	switch {
+	case errors.Is(err, errNotFound), err == nil && ct.OwnerID != u.ID && !isAdmin(u):
+		c.Error(notFound("content"))
+		return ct, u, false
+	case err != nil:
+		c.Error(httpx.Internal(err))
+		return ct, u, false
+	}
+	return ct, u, true
+}
+
+func (s *Server) listContent(c *gin.Context) {
+	u, _ := auth.CurrentUser(c)
+	owner := c.Query("owner_guid")
+	if !isAdmin(u) {
+		if owner != "" && owner != u.ID {
+			c.JSON(http.StatusOK, []gin.H{})
+			return
+		}
+		owner = u.ID
+	}
+	list, err := s.st.listContent(c.Request.Context(), c.Query("name"), owner)
+	if err != nil {
+		c.Error(httpx.Internal(err))
+		return
+	}
+	out := make([]gin.H, 0, len(list))
+	for _, ct := range list {
+		out = append(out, s.withOwner(c, s.contentJSON(ct, u), ct.OwnerID))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// contentPatch is the body of POST and PATCH /v1/content: the fields that
+// can be set; absent ones are kept.
+type contentPatch struct {
+	Name        *string `json:"name"`
+	Title       *string `json:"title"`
+	Description *string `json:"description"`
+	AccessType  *string `json:"access_type"`
+}
+
+func bindJSON(c *gin.Context, v any) bool {
+	dec := json.NewDecoder(c.Request.Body)
+	if err := dec.Decode(v); err != nil && err.Error() != "EOF" {
+		c.Error(badRequest("the request body is not the JSON object this endpoint takes: %v", err))
+		return false
+	}
+	return true
+}
+
+func (p contentPatch) apply(ct *Content) *httpx.Error {
+	if p.Name != nil {
+		if !contentNamePattern.MatchString(*p.Name) {
+			return badRequest("content name %q must be 3-64 characters of letters, digits, '_' and '-'", *p.Name)
+		}
+		ct.Name = *p.Name
+	}
+	if p.Title != nil {
+		if len(*p.Title) > 1024 {
+			return badRequest("title must not be longer than 1024 characters")
+		}
+		ct.Title = *p.Title
+	}
+	if p.Description != nil {
+		ct.Description = *p.Description
+	}
+	if p.AccessType != nil {
+		switch *p.AccessType {
+		case "all", "logged_in", "acl":
+			ct.AccessType = *p.AccessType
+		default:
+			return badRequest("access_type must be one of all, logged_in, acl")
+		}
+	}
+	return nil
+}
+
+func (s *Server) createContent(c *gin.Context) {
+	u, _ := auth.CurrentUser(c)
+	if !canPublish(u) {
+		c.Error(apiError(http.StatusForbidden, codeForbidden, "publishing content requires the publisher or admin role"))
+		return
+	}
+	var p contentPatch
+	if !bindJSON(c, &p) {
+		return
+	}
+	ct := Content{GUID: newGUID(), OwnerID: u.ID}
+	ct.Name = strings.ReplaceAll(ct.GUID, "-", "")[:12] // Connect generates a name when none is given
+	if err := p.apply(&ct); err != nil {
+		c.Error(err)
+		return
+	}
+	ct, err := s.st.createContent(c.Request.Context(), ct)
+	if errors.Is(err, errNameTaken) {
+		c.Error(apiError(http.StatusConflict, codeConflict, "you already have content named %q", ct.Name))
+		return
+	} else if err != nil {
+		c.Error(httpx.Internal(err))
+		return
+	}
+	c.JSON(http.StatusOK, s.contentJSON(ct, u))
+}
+
+func (s *Server) getContent(c *gin.Context) {
+	ct, u, ok := s.visible(c)
+	if !ok {
+		return
+	}
+	c.JSON(http.StatusOK, s.withOwner(c, s.contentJSON(ct, u), ct.OwnerID))
+}
+
+func (s *Server) patchContent(c *gin.Context) {
+	ct, u, ok := s.visible(c)
+	if !ok {
+		return
+	}
+	var p contentPatch
+	if !bindJSON(c, &p) {
+		return
+	}
+	if err := p.apply(&ct); err != nil {
+		c.Error(err)
+		return
+	}
+	ct, err := s.st.updateContent(c.Request.Context(), ct)
+	if errors.Is(err, errNameTaken) {
+		c.Error(apiError(http.StatusConflict, codeConflict, "the owner already has content named %q", ct.Name))
+		return
+	} else if err != nil {
+		c.Error(httpx.Internal(err))
+		return
+	}
+	c.JSON(http.StatusOK, s.contentJSON(ct, u))
+}
+
+func (s *Server) deleteContent(c *gin.Context) {
+	ct, _, ok := s.visible(c)
+	if !ok {
+		return
+	}
+	if err := s.st.deleteContent(c.Request.Context(), ct.GUID); err != nil && !errors.Is(err, errNotFound) {
+		c.Error(httpx.Internal(err))
+		return
+	}
+	s.rt.remove(c.Request.Context(), ct.GUID)
+	c.Status(http.StatusNoContent)
+}

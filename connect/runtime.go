@@ -1,0 +1,376 @@
+package connect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/atrium-suite/atrium/connect/bundle"
+	"github.com/atrium-suite/atrium/shared/httpx"
+	"github.com/atrium-suite/atrium/shared/launcher"
+	"github.com/atrium-suite/atrium/shared/proxy"
+)
+
+// instance is one bundle of one content item, ready to answer: a running
+// process behind a proxy, or a directory of static files.
+type instance struct {
+	bundleID int64
+	job      launcher.Job // nil for static content
+	out      *jobOutput
+	handler  http.Handler
+}
+
+func (i *instance) alive() bool {
+	if i.job == nil {
+		return true
+	}
+	select {
+	case <-i.job.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+func (i *instance) stop(log *slog.Logger) {
+	if i == nil || i.job == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := i.job.Stop(ctx); err != nil {
+		log.Warn("stop content process", "job", i.job.ID(), "err", err)
+	}
+}
+
+// app is what runs for one content item: its active bundle and, while a
+// deploy is being verified, a draft.
+type app struct {
+	deploy sync.Mutex // one deploy of the content at a time
+	mu     sync.Mutex
+	active *instance
+	draft  *instance
+}
+
+// runtime keeps content running.
+type runtime struct {
+	s        *Server
+	launcher launcher.Launcher
+	mu       sync.Mutex
+	apps     map[string]*app
+}
+
+func (r *runtime) app(guid string) *app {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.apps[guid]
+	if !ok {
+		a = &app{}
+		r.apps[guid] = a
+	}
+	return a
+}
+
+// contentPrefix is where content is served; a draft bundle is previewed
+// under _bundle{id}/, where rsconnect verifies it before activating it.
+func contentPrefix(guid string, draftID int64) string {
+	p := "/content/" + guid + "/"
+	if draftID != 0 {
+		p += "_bundle" + strconv.FormatInt(draftID, 10) + "/"
+	}
+	return p
+}
+
+// jobOutput sends a content process's output to the server log and, while
+// it starts during a deploy, to the deploy's log.
+type jobOutput struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	tee io.Writer
+}
+
+func (o *jobOutput) Write(p []byte) (int, error) {
+	o.log.Info("content output", "line", strings.TrimRight(string(p), "\n"))
+	o.mu.Lock()
+	tee := o.tee
+	o.mu.Unlock()
+	if tee != nil {
+		tee.Write(p)
+	}
+	return len(p), nil
+}
+
+func (o *jobOutput) setTee(w io.Writer) {
+	o.mu.Lock()
+	o.tee = w
+	o.mu.Unlock()
+}
+
+// start runs the bundle extracted in dir and returns once it answers.
+// draft selects the preview prefix.
+func (r *runtime) start(ctx context.Context, guid string, b Bundle, m bundle.Manifest, dir string, draft bool, log io.Writer, say func(string, ...any)) (*instance, error) {
+	var draftID int64
+	if draft {
+		draftID = b.ID
+	}
+	prefix := contentPrefix(guid, draftID)
+	switch m.Metadata.AppMode {
+	case bundle.ModeStatic:
+		return &instance{bundleID: b.ID, handler: staticHandler(dir, prefix, m)}, nil
+	case bundle.ModeFastAPI:
+	default:
+		return nil, failf("app mode %s cannot be run by this server yet (static and python-fastapi can)", m.Metadata.AppMode)
+	}
+	env, err := r.s.pythonEnv(ctx, m, dir, log, say)
+	if err != nil {
+		return nil, err
+	}
+	object := m.Entry.Object
+	if object == "" {
+		object = "app"
+	}
+	target := m.Entry.Module + ":" + object
+	out := &jobOutput{log: r.s.Log.With("content_guid", guid, "bundle_id", b.ID)}
+	out.setTee(log)
+	defer out.setTee(nil)
+	for attempt := 0; ; attempt++ {
+		port, err := launcher.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		// The proxy strips the prefix and uvicorn is told it with
+		// --root-path: uvicorn prepends the root path to the request
+		// path and Starlette strips it again for routing, while
+		// url_for, redirects and /docs see the public prefix.
+		spec := launcher.Spec{
+			Name: fmt.Sprintf("content-%s-%d", guid, b.ID),
+			Command: []string{filepath.Join(env, "bin", "python"), "-m", "uvicorn", target,
+				"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--root-path", strings.TrimSuffix(prefix, "/")},
+			Dir:          dir,
+			Env:          r.contentEnv(guid, env, dir),
+			Port:         port,
+			StartTimeout: launcher.DefaultStartTimeout,
+			Output:       out,
+		}
+		say("Starting %s with uvicorn", target)
+		job, err := r.launcher.Start(ctx, spec)
+		if errors.Is(err, launcher.ErrPortInUse) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, failf("the app did not start: %v", err)
+		}
+		bal, err := proxy.NewSticky(proxy.StickyConfig{Prefix: prefix})
+		if err == nil {
+			err = bal.Set([]proxy.Target{{URL: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, ID: job.ID()}})
+		}
+		var p *proxy.Proxy
+		if err == nil {
+			p, err = proxy.New(proxy.Config{Prefix: prefix, StripPrefix: true, Balancer: bal, Logger: r.s.Log})
+		}
+		if err != nil {
+			(&instance{job: job}).stop(r.s.Log)
+			return nil, err
+		}
+		return &instance{bundleID: b.ID, job: job, out: out, handler: p}, nil
+	}
+}
+
+// contentEnv is a content process's whole environment: nothing of the
+// server's is inherited but PATH's system part and the locale.
+func (r *runtime) contentEnv(guid, env, dir string) []string {
+	return []string{
+		"PATH=" + filepath.Join(env, "bin") + ":/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + dir,
+		"LANG=C.UTF-8",
+		"PYTHONUNBUFFERED=1",
+		"VIRTUAL_ENV=" + env,
+		"CONNECT_CONTENT_GUID=" + guid,
+		"CONNECT_SERVER=" + r.s.URL() + "/",
+		"RSTUDIO_PRODUCT=CONNECT",
+		"POSIT_PRODUCT=CONNECT",
+	}
+}
+
+// install puts inst in place as the content's active (or draft) instance
+// and stops the one it replaces.
+func (r *runtime) install(guid string, inst *instance, draft bool) {
+	a := r.app(guid)
+	a.mu.Lock()
+	var old *instance
+	if draft {
+		old, a.draft = a.draft, inst
+	} else {
+		old, a.active = a.active, inst
+		if a.draft != nil && a.draft.bundleID == inst.bundleID {
+			// The draft was verified and is now active: its preview goes.
+			defer a.draft.stop(r.s.Log)
+			a.draft = nil
+		}
+	}
+	a.mu.Unlock()
+	old.stop(r.s.Log)
+}
+
+// remove stops everything of deleted content and deletes its files.
+func (r *runtime) remove(ctx context.Context, guid string) {
+	r.mu.Lock()
+	a := r.apps[guid]
+	delete(r.apps, guid)
+	r.mu.Unlock()
+	if a != nil {
+		a.mu.Lock()
+		a.active.stop(r.s.Log)
+		a.draft.stop(r.s.Log)
+		a.mu.Unlock()
+	}
+	os.RemoveAll(filepath.Join(r.s.appsDir, guid))
+}
+
+// stopAll stops every content process (server shutdown).
+func (r *runtime) stopAll() {
+	r.mu.Lock()
+	apps := r.apps
+	r.apps = map[string]*app{}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range apps {
+		wg.Go(func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			a.active.stop(r.s.Log)
+			a.draft.stop(r.s.Log)
+		})
+	}
+	wg.Wait()
+}
+
+// staticHandler serves the extracted files under prefix, with index.html
+// (or the manifest's primary document) for directories.
+func staticHandler(dir, prefix string, m bundle.Manifest) http.Handler {
+	fs := http.FileServerFS(os.DirFS(dir))
+	primary := m.Metadata.PrimaryHTML
+	if primary == "" && m.Metadata.Entrypoint != "" && strings.HasSuffix(m.Metadata.Entrypoint, ".html") {
+		primary = m.Metadata.Entrypoint
+	}
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" && primary != "" && primary != "index.html" {
+			if _, err := os.Stat(filepath.Join(dir, "index.html")); err != nil {
+				http.ServeFile(w, r, filepath.Join(dir, filepath.FromSlash(path.Clean("/"+primary))))
+				return
+			}
+		}
+		if path.Base(r.URL.Path) == "manifest.json" && path.Dir(r.URL.Path) == "/" {
+			http.NotFound(w, r)
+			return
+		}
+		fs.ServeHTTP(w, r)
+	})
+	return http.StripPrefix(strings.TrimSuffix(prefix, "/"), inner)
+}
+
+// serveContent answers /content/{guid}/…: the active bundle, or a draft
+// under _bundle{id}/. Any signed-in user may view content in this slice.
+func (s *Server) serveContent(c *gin.Context) {
+	guid, rest := c.Param("guid"), c.Param("path")
+	if rest == "" {
+		// SDK restart() asks for /content/{guid} without the slash.
+		target := "/content/" + guid + "/"
+		if q := c.Request.URL.RawQuery; q != "" {
+			target += "?" + q
+		}
+		c.Redirect(http.StatusMovedPermanently, target)
+		return
+	}
+	ctx := c.Request.Context()
+	ct, err := s.st.content(ctx, guid)
+	if errors.Is(err, errNotFound) {
+		c.Error(httpx.NotFound("no content %s", guid))
+		return
+	} else if err != nil {
+		c.Error(httpx.Internal(err))
+		return
+	}
+	a := s.rt.app(guid)
+	var inst *instance
+	if draft, ok := strings.CutPrefix(rest, "/_bundle"); ok {
+		idStr, _, _ := strings.Cut(draft, "/")
+		id, _ := parseBundleID(idStr)
+		a.mu.Lock()
+		if a.draft != nil && a.draft.bundleID == id && a.draft.alive() {
+			inst = a.draft
+		} else if a.active != nil && a.active.bundleID == id && ct.ActiveBundleID == id {
+			a.mu.Unlock()
+			c.Redirect(http.StatusFound, contentPrefix(guid, 0)+strings.TrimPrefix(strings.TrimPrefix(draft, idStr), "/"))
+			return
+		}
+		a.mu.Unlock()
+		if inst == nil {
+			c.Error(httpx.NotFound("bundle %s of content %s is not being previewed", idStr, guid))
+			return
+		}
+	} else {
+		inst, err = s.ensureActive(ctx, ct)
+		if err != nil {
+			c.Error(err)
+			return
+		}
+	}
+	inst.handler.ServeHTTP(c.Writer, c.Request)
+}
+
+// ensureActive returns the running active bundle of ct, starting it when
+// it is not running (after a server restart, or when its process died).
+func (s *Server) ensureActive(ctx context.Context, ct Content) (*instance, error) {
+	if ct.ActiveBundleID == 0 {
+		return nil, httpx.Errorf(http.StatusNotFound, "content %s has not been deployed yet", ct.GUID)
+	}
+	a := s.rt.app(ct.GUID)
+	a.mu.Lock()
+	if a.active != nil && a.active.bundleID == ct.ActiveBundleID && a.active.alive() {
+		inst := a.active
+		a.mu.Unlock()
+		return inst, nil
+	}
+	a.mu.Unlock()
+	// Starting can take a while; one deploy-or-start at a time per content.
+	a.deploy.Lock()
+	defer a.deploy.Unlock()
+	a.mu.Lock()
+	if a.active != nil && a.active.bundleID == ct.ActiveBundleID && a.active.alive() {
+		inst := a.active
+		a.mu.Unlock()
+		return inst, nil
+	}
+	a.mu.Unlock()
+	b, err := s.st.bundle(ctx, ct.GUID, ct.ActiveBundleID)
+	if err != nil {
+		return nil, httpx.Internal(err)
+	}
+	log := s.Log.With("content_guid", ct.GUID, "bundle_id", b.ID)
+	say := func(f string, args ...any) { log.Info(fmt.Sprintf(f, args...)) }
+	w := &jobOutput{log: log}
+	dir, m, err := s.prepare(ctx, ct.GUID, b, say)
+	if err != nil {
+		return nil, httpx.Internal(err)
+	}
+	inst, err := s.rt.start(ctx, ct.GUID, b, m, dir, false, w, say)
+	if err != nil {
+		return nil, &httpx.Error{Status: http.StatusBadGateway, Msg: "the content could not be started; see the server log", Err: err}
+	}
+	s.rt.install(ct.GUID, inst, false)
+	return inst, nil
+}
