@@ -34,13 +34,14 @@ func migrationsFS() (fs.FS, error) { return fs.Sub(migrations, "migrations") }
 // Server is a running Package Manager.
 type Server struct {
 	*platform.Base
-	svc *Service
+	svc   *Service
+	pages *pageCache
 }
 
 // New opens Package Manager's database and files, creates the default
 // repositories on first start, and builds its HTTP server.
 func New(ctx context.Context, cfg config.Config, opts platform.Options) (*Server, error) {
-	s := &Server{}
+	s := &Server{pages: newPageCache(64 << 20)}
 	base, err := platform.Open(ctx, cfg, platform.Product{
 		Name:     config.PackageManager,
 		Embedded: migrations,

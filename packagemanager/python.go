@@ -189,28 +189,24 @@ func fileVersion(filename string) (string, bool) {
 	return "", false
 }
 
-// projectFiles returns project's files in v, refreshing mirror sources on
-// the way for "latest"; the first source that has the project wins.
-func (s *Service) projectFiles(ctx context.Context, v view, project string) ([]store.PyFile, error) {
-	if v.latest {
-		for _, src := range v.repo.Sources {
-			if src.Type != store.PyPIMirror {
-				if files, err := s.Store.PythonFilesOf(ctx, src, project); err == nil && len(files) > 0 {
-					break // an earlier local source has it: upstream is not asked
-				}
-				continue
-			}
-			s.refreshMirror(ctx, src, project)
-			break
-		}
-		latest, err := s.Store.Latest(ctx)
-		if err != nil {
-			return nil, err
-		}
-		v.txn = latest
+// projectTxn resolves the transaction a project page is served at: for
+// "latest" it first refreshes mirror sources (which may add a transaction),
+// unless an earlier local source has the project.
+func (s *Service) projectTxn(ctx context.Context, v view, project string) (int64, error) {
+	if !v.latest {
+		return v.txn, nil
 	}
-	_, files, err := s.Store.PythonProject(ctx, v.repo, v.txn, project)
-	return files, err
+	for _, src := range v.repo.Sources {
+		if src.Type != store.PyPIMirror {
+			if files, err := s.Store.PythonFilesOf(ctx, src, project); err == nil && len(files) > 0 {
+				break // an earlier local source has it: upstream is not asked
+			}
+			continue
+		}
+		s.refreshMirror(ctx, src, project)
+		break
+	}
+	return s.Store.Latest(ctx)
 }
 
 // simple serves the PEP 503/691 Simple API under /{repo}/{snap}/simple/.
@@ -226,17 +222,17 @@ func (s *Server) simple(c *gin.Context, v view, parts []string) {
 	if !v.latest {
 		cache = "public, max-age=86400"
 	}
-	var buf bytes.Buffer
+	var key string
+	var render func(*bytes.Buffer) error
 	switch {
 	case len(parts) == 1 && parts[0] == "": // /simple/
-		names, err := s.svc.Store.PythonProjects(ctx, v.repo, v.txn)
-		if err != nil {
-			c.Error(err)
-			return
-		}
-		if err := pypi.WriteIndex(&buf, format, names); err != nil {
-			c.Error(err)
-			return
+		key = fmt.Sprintf("%s|%d|index|%d", v.repo.ID, v.txn, format)
+		render = func(buf *bytes.Buffer) error {
+			names, err := s.svc.Store.PythonProjects(ctx, v.repo, v.txn)
+			if err != nil {
+				return err
+			}
+			return pypi.WriteIndex(buf, format, names)
 		}
 	case len(parts) == 1 || (len(parts) == 2 && parts[1] == ""):
 		name := parts[0]
@@ -245,21 +241,37 @@ func (s *Server) simple(c *gin.Context, v view, parts []string) {
 			c.Redirect(http.StatusMovedPermanently, v.base()+"/simple/"+norm+"/")
 			return
 		}
-		files, err := s.svc.projectFiles(ctx, v, name)
+		txn, err := s.svc.projectTxn(ctx, v, name)
 		if err != nil {
-			c.Error(errStatus(err))
-			return
-		}
-		if err := pypi.WriteProject(&buf, format, toProject(v, files)); err != nil {
 			c.Error(err)
 			return
+		}
+		// The snapshot part of the URL is in the key too: file URLs in the
+		// page carry it.
+		key = fmt.Sprintf("%s|%d|%s|project|%s|%d", v.repo.ID, txn, v.snap, name, format)
+		render = func(buf *bytes.Buffer) error {
+			_, files, err := s.svc.Store.PythonProject(ctx, v.repo, txn, name)
+			if err != nil {
+				return err
+			}
+			return pypi.WriteProject(buf, format, toProject(v, files))
 		}
 	default:
 		c.Error(httpx.NotFound("no page at %s", c.Request.URL.Path))
 		return
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	serveBytes(c, "index", ctype, hex.EncodeToString(sum[:16]), buf.Bytes(), cache)
+	page, ok := s.pages.get(key)
+	if !ok {
+		var buf bytes.Buffer
+		if err := render(&buf); err != nil {
+			c.Error(errStatus(err))
+			return
+		}
+		sum := sha256.Sum256(buf.Bytes())
+		page = cachedPage{key: key, body: buf.Bytes(), etag: hex.EncodeToString(sum[:16])}
+		s.pages.put(page)
+	}
+	serveBytes(c, "index", ctype, page.etag, page.body, cache)
 }
 
 func toProject(v view, files []store.PyFile) pypi.Project {
