@@ -18,7 +18,8 @@ build: ## build bin/atrium
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/atrium ./cmd/atrium
 
 run: build ## run the whole suite on this machine (SQLite, ./data)
-	./bin/atrium up --data-dir $(DATA_DIR) $(if $(CONFIG),--config $(CONFIG))
+	@# Connect builds Python environments with uv: scripts/pytools.sh provides it.
+	PATH="$$(scripts/pytools.sh)/bin:$$PATH" ./bin/atrium up --data-dir $(DATA_DIR) $(if $(CONFIG),--config $(CONFIG))
 
 test: ## everything CI checks: lint, unit, store suite on SQLite and PostgreSQL, e2e
 	scripts/test.sh
