@@ -23,6 +23,7 @@ import (
 	"github.com/atrium-suite/atrium/packagemanager/store"
 	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/httpx"
+	"github.com/atrium-suite/atrium/shared/inputerr"
 	"github.com/atrium-suite/atrium/shared/platform"
 )
 
@@ -100,6 +101,8 @@ func (s *Server) requireUpload(c *gin.Context) {
 func errStatus(err error) error {
 	var in *InputError
 	switch {
+	case errors.As(err, &in) && errors.Is(err, inputerr.ErrTooLarge):
+		return &httpx.Error{Status: http.StatusRequestEntityTooLarge, Msg: in.Msg, Err: err}
 	case errors.As(err, &in):
 		return httpx.BadRequest("%s", in.Msg)
 	case errors.Is(err, store.ErrNotFound):

@@ -61,10 +61,6 @@ func (s *Service) AddPythonFile(ctx context.Context, sourceName, filename string
 		return store.PyFile{}, 0, &InputError{Msg: "sha256 digest does not match the uploaded file"}
 	}
 	dist, err := pypi.Inspect(filename, f, size)
-	var bad *pypi.InvalidError
-	if errors.As(err, &bad) {
-		return store.PyFile{}, 0, &InputError{Msg: bad.Msg}
-	}
 	if err != nil {
 		return store.PyFile{}, 0, err
 	}
@@ -349,13 +345,8 @@ func (s *Server) uploadPython(c *gin.Context) {
 	}
 	defer discard(tmp)
 	up, err := pypi.ParseUpload(c.Request, s.svc.MaxUpload, pypi.WriterSink(tmp))
-	var bad *pypi.InvalidError
-	if errors.As(err, &bad) {
-		c.Error(httpx.BadRequest("%s", bad.Msg))
-		return
-	}
 	if err != nil {
-		c.Error(err)
+		c.Error(errStatus(err))
 		return
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {

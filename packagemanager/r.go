@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,10 +34,6 @@ func (s *Service) AddRPackage(ctx context.Context, sourceName, filename string, 
 	}
 	defer discard(f)
 	pkg, err := cran.InspectSourcePackage(filename, f, cran.DefaultLimits())
-	var bad *cran.InvalidError
-	if errors.As(err, &bad) {
-		return store.RPackage{}, 0, &InputError{Msg: bad.Msg}
-	}
 	if err != nil {
 		return store.RPackage{}, 0, err
 	}

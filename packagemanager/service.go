@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/atrium-suite/atrium/packagemanager/store"
 	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/db"
+	"github.com/atrium-suite/atrium/shared/inputerr"
 	"github.com/atrium-suite/atrium/shared/storage"
 )
 
@@ -79,7 +79,7 @@ func (s *Service) spool(r io.Reader) (*os.File, string, int64, error) {
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, s.MaxUpload+1))
 	if err == nil && n > s.MaxUpload {
-		err = &InputError{Msg: fmt.Sprintf("the file is larger than the limit of %d bytes", s.MaxUpload)}
+		err = inputerr.TooLargef("the file is larger than the limit of %d bytes", s.MaxUpload)
 	}
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
@@ -107,10 +107,9 @@ func discard(f *os.File) {
 	os.Remove(f.Name())
 }
 
-// InputError is bad input from a client, shown to it as is.
-type InputError struct{ Msg string }
-
-func (e *InputError) Error() string { return e.Msg }
+// InputError is bad input from a client, shown to it as is; the parsers'
+// refusals (pypi, cran) are the same type.
+type InputError = inputerr.Error
 
 // now is the service's clock.
 func (s *Service) now() time.Time { return time.Now() }

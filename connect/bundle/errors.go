@@ -1,31 +1,16 @@
 package bundle
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/atrium-suite/atrium/shared/inputerr"
 
-// InvalidError says a bundle or manifest is unacceptable. Msg is written for
-// the publisher and safe to return in a 400 response; Err, when set, is the
-// underlying cause for logs and errors.Is.
-type InvalidError struct {
-	Msg string
-	Err error
-}
-
-func (e *InvalidError) Error() string { return e.Msg }
-
-// Unwrap returns the cause, so errors.Is(err, ErrTooLarge) works through it.
-func (e *InvalidError) Unwrap() error { return e.Err }
+// InvalidError says a bundle or manifest is unacceptable; Msg is written for
+// the publisher and safe to return in a 400 response.
+type InvalidError = inputerr.Error
 
 // ErrTooLarge is wrapped by the *InvalidError returned when a bundle is over
 // one of its Limits; servers answer it with 413 rather than 400.
-var ErrTooLarge = errors.New("too large")
+var ErrTooLarge = inputerr.ErrTooLarge
 
-func invalidf(format string, args ...any) error {
-	return &InvalidError{Msg: fmt.Sprintf(format, args...)}
-}
-
-func tooLargef(format string, args ...any) error {
-	return &InvalidError{Msg: fmt.Sprintf(format, args...), Err: ErrTooLarge}
-}
+var (
+	invalidf  = inputerr.Errorf
+	tooLargef = inputerr.TooLargef
+)

@@ -10,18 +10,12 @@
 // Archive through the index, so nothing else is needed for old versions.
 package cran
 
-import "fmt"
+import "github.com/atrium-suite/atrium/shared/inputerr"
 
 // InvalidError reports content that is not acceptable: a malformed DCF file,
 // a bad DESCRIPTION or a refused tarball. Msg is written for the person who
 // uploaded the file, so servers can show it as is (HTTP 400/422); anything
 // else returned by this package is an I/O or internal error.
-type InvalidError struct {
-	Msg string
-}
+type InvalidError = inputerr.Error
 
-func (e *InvalidError) Error() string { return e.Msg }
-
-func invalidf(format string, args ...any) error {
-	return &InvalidError{Msg: fmt.Sprintf(format, args...)}
-}
+var invalidf = inputerr.Errorf

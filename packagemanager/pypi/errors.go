@@ -1,32 +1,16 @@
 package pypi
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/atrium-suite/atrium/shared/inputerr"
 
-// InvalidError says an upload, archive or request is unacceptable. Msg is
-// written for the person who sent it and safe to return in a 400 response;
-// Err, when set, is the underlying cause for logs and errors.Is.
-type InvalidError struct {
-	Msg string
-	Err error
-}
-
-func (e *InvalidError) Error() string { return e.Msg }
-
-// Unwrap returns the cause, so errors.Is(err, ErrTooLarge) works through it.
-func (e *InvalidError) Unwrap() error { return e.Err }
+// InvalidError says an upload, archive or request is unacceptable; Msg is
+// written for the person who sent it and safe to return in a 400 response.
+type InvalidError = inputerr.Error
 
 // ErrTooLarge is wrapped by the *InvalidError returned when an upload or
-// archive is over a size or count limit; servers answer it with 413 rather
-// than 400.
-var ErrTooLarge = errors.New("too large")
+// archive is over a size or count limit; servers answer it with 413.
+var ErrTooLarge = inputerr.ErrTooLarge
 
-func invalidf(format string, args ...any) error {
-	return &InvalidError{Msg: fmt.Sprintf(format, args...)}
-}
-
-func tooLargef(format string, args ...any) error {
-	return &InvalidError{Msg: fmt.Sprintf(format, args...), Err: ErrTooLarge}
-}
+var (
+	invalidf  = inputerr.Errorf
+	tooLargef = inputerr.TooLargef
+)
