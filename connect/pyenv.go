@@ -47,10 +47,6 @@ func (s *Server) python(ctx context.Context) (interpreter, error) {
 	return s.py, nil
 }
 
-// needsASGIServer reports the modes run with uvicorn, which Connect
-// supplies itself: their requirements name the framework, not a server.
-func needsASGIServer(mode bundle.AppMode) bool { return mode == bundle.ModeFastAPI }
-
 // requirementsFile is the bundle's package file (requirements.txt unless
 // the manifest names another).
 func requirementsFile(m bundle.Manifest) string {
@@ -63,10 +59,10 @@ func requirementsFile(m bundle.Manifest) string {
 // pythonEnv returns the virtualenv for the bundle extracted in dir,
 // building it if no content has needed the same one before. Environments
 // live in DATA_DIR/connect/envs/{key}, where key hashes the interpreter's
-// version, the requirements and what Connect adds (uvicorn), so content
-// with the same requirements shares one. Packages come from index
-// (Package Manager's pypi repository), through uv; the build's output goes
-// to out.
+// version, the requirements and what Connect adds (uvicorn, gunicorn),
+// so content of one mode with the same requirements shares one. Packages
+// come from index (Package Manager's pypi repository), through uv; the
+// build's output goes to out.
 func (s *Server) pythonEnv(ctx context.Context, m bundle.Manifest, dir string, out io.Writer, say func(string, ...any)) (string, error) {
 	py, err := s.python(ctx)
 	if err != nil {
@@ -77,12 +73,11 @@ func (s *Server) pythonEnv(ctx context.Context, m bundle.Manifest, dir string, o
 	if err != nil && !os.IsNotExist(err) {
 		return "", err
 	}
-	extra := ""
-	if needsASGIServer(m.Metadata.AppMode) {
-		extra = "uvicorn"
-	}
+	// The servers Connect runs the mode with (uvicorn, gunicorn) are part of
+	// the environment, so they are part of its key.
+	extra := extraPackages(m.Metadata.AppMode)
 	h := sha256.New()
-	fmt.Fprintf(h, "python %s\x00index %s\x00extra %s\x00", py.version, s.packageIndex, extra)
+	fmt.Fprintf(h, "python %s\x00index %s\x00extra %s\x00", py.version, s.packageIndex, strings.Join(extra, " "))
 	h.Write(reqs)
 	key := py.version + "-" + hex.EncodeToString(h.Sum(nil))[:24]
 	env := filepath.Join(s.envsDir, key)
@@ -118,10 +113,10 @@ func (s *Server) pythonEnv(ctx context.Context, m bundle.Manifest, dir string, o
 	if len(reqs) > 0 {
 		steps = append(steps, []string{"pip", "install", "--no-progress", "--python", pyBin, "--index-url", s.packageIndex, "-r", reqPath})
 	}
-	if extra != "" {
-		// Connect runs ASGI content with its own server; install it next
+	if len(extra) > 0 {
+		// Connect runs these modes with its own server; install it next
 		// to the bundle's packages (keeping a version they pinned).
-		steps = append(steps, []string{"pip", "install", "--no-progress", "--python", pyBin, "--index-url", s.packageIndex, extra})
+		steps = append(steps, append([]string{"pip", "install", "--no-progress", "--python", pyBin, "--index-url", s.packageIndex}, extra...))
 	}
 	for _, args := range steps {
 		if err := run(args...); err != nil {

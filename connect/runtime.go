@@ -127,22 +127,24 @@ func (r *runtime) start(ctx context.Context, guid string, b Bundle, m bundle.Man
 		draftID = b.ID
 	}
 	prefix := contentPrefix(guid, draftID)
-	switch m.Metadata.AppMode {
-	case bundle.ModeStatic:
+	mode := m.Metadata.AppMode
+	if mode == bundle.ModeStatic {
 		return &instance{bundleID: b.ID, handler: staticHandler(dir, prefix, m)}, nil
-	case bundle.ModeFastAPI:
-	default:
-		return nil, failf("app mode %s cannot be run by this server yet (static and python-fastapi can)", m.Metadata.AppMode)
+	}
+	rn, ok := pyRunners[mode]
+	if !ok {
+		return nil, failf("app mode %s cannot be run by this server yet (these can: %s)", mode, runnableModes())
 	}
 	env, err := r.s.pythonEnv(ctx, m, dir, log, say)
 	if err != nil {
 		return nil, err
 	}
-	object := m.Entry.Object
-	if object == "" {
-		object = "app"
+	pyBin := filepath.Join(env, "bin", "python")
+	if rn.requires != "" {
+		if err := checkModule(ctx, pyBin, rn.requires); err != nil {
+			return nil, failf("%s content is run with %s, which its requirements file must list: %v", mode, rn.requires, err)
+		}
 	}
-	target := m.Entry.Module + ":" + object
 	out := &jobOutput{log: r.s.Log.With("content_guid", guid, "bundle_id", b.ID)}
 	out.setTee(log)
 	defer out.setTee(nil)
@@ -151,21 +153,21 @@ func (r *runtime) start(ctx context.Context, guid string, b Bundle, m bundle.Man
 		if err != nil {
 			return nil, err
 		}
-		// The proxy strips the prefix and uvicorn is told it with
-		// --root-path: uvicorn prepends the root path to the request
-		// path and Starlette strips it again for routing, while
-		// url_for, redirects and /docs see the public prefix.
+		rs := runSpec{entry: m.Entry, mode: mode, prefix: prefix, port: port}
+		cenv := r.contentEnv(guid, env, dir)
+		if rn.env != nil {
+			cenv = append(cenv, rn.env(rs)...)
+		}
 		spec := launcher.Spec{
-			Name: fmt.Sprintf("content-%s-%d", guid, b.ID),
-			Command: []string{filepath.Join(env, "bin", "python"), "-m", "uvicorn", target,
-				"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--root-path", strings.TrimSuffix(prefix, "/")},
+			Name:         fmt.Sprintf("content-%s-%d", guid, b.ID),
+			Command:      append([]string{pyBin}, rn.args(rs)...),
 			Dir:          dir,
-			Env:          r.contentEnv(guid, env, dir),
+			Env:          cenv,
 			Port:         port,
 			StartTimeout: launcher.DefaultStartTimeout,
 			Output:       out,
 		}
-		say("Starting %s with uvicorn", target)
+		say("Starting %s with %s", entryName(m.Entry), rn.server)
 		job, err := r.launcher.Start(ctx, spec)
 		if errors.Is(err, launcher.ErrPortInUse) && attempt < 3 {
 			continue
@@ -179,7 +181,7 @@ func (r *runtime) start(ctx context.Context, guid string, b Bundle, m bundle.Man
 		}
 		var p *proxy.Proxy
 		if err == nil {
-			p, err = proxy.New(proxy.Config{Prefix: prefix, StripPrefix: true, Balancer: bal, Logger: r.s.Log})
+			p, err = proxy.New(proxy.Config{Prefix: prefix, StripPrefix: rn.strip, Balancer: bal, Logger: r.s.Log})
 		}
 		if err != nil {
 			(&instance{job: job}).stop(r.s.Log)
