@@ -58,6 +58,15 @@ func (s *Server) routes() {
 	api.GET("/v1/server_settings/python", s.pythonSettings)
 	api.GET("/v1/user", s.getMe)
 	api.GET("/v1/users/:guid", s.getUser)
+	api.GET("/v1/users", s.listUsers)
+
+	api.GET("/v1/groups", s.listGroups)
+	api.POST("/v1/groups", s.createGroup)
+	api.GET("/v1/groups/:guid", s.getGroup)
+	api.DELETE("/v1/groups/:guid", s.deleteGroup)
+	api.GET("/v1/groups/:guid/members", s.listGroupMembers)
+	api.POST("/v1/groups/:guid/members", s.addGroupMember)
+	api.DELETE("/v1/groups/:guid/members/:user_guid", s.removeGroupMember)
 
 	api.GET("/v1/content", s.listContent)
 	api.POST("/v1/content", s.createContent)
@@ -72,6 +81,32 @@ func (s *Server) routes() {
 	api.GET("/v1/content/:guid/bundles/:id/download", s.downloadBundle)
 
 	api.POST("/v1/content/:guid/deploy", s.deploy)
+
+	api.GET("/v1/content/:guid/environment", s.getEnvironment)
+	api.PATCH("/v1/content/:guid/environment", s.patchEnvironment)
+	api.PUT("/v1/content/:guid/environment", s.putEnvironment)
+
+	api.GET("/v1/content/:guid/permissions", s.listPermissions)
+	api.POST("/v1/content/:guid/permissions", s.createPermission)
+	api.GET("/v1/content/:guid/permissions/:id", s.getPermission)
+	api.PUT("/v1/content/:guid/permissions/:id", s.updatePermission)
+	api.PATCH("/v1/content/:guid/permissions/:id", s.updatePermission)
+	api.DELETE("/v1/content/:guid/permissions/:id", s.deletePermission)
+
+	api.GET("/v1/tags", s.listTags)
+	api.POST("/v1/tags", s.createTag)
+	api.GET("/v1/tags/:id", s.getTag)
+	api.PATCH("/v1/tags/:id", s.patchTag)
+	api.DELETE("/v1/tags/:id", s.deleteTag)
+	api.GET("/v1/tags/:id/content", s.tagContent)
+	api.GET("/v1/content/:guid/tags", s.listContentTags)
+	api.POST("/v1/content/:guid/tags", s.addContentTag)
+	api.DELETE("/v1/content/:guid/tags/:id", s.removeContentTag)
+
+	api.GET("/v1/content/:guid/vanity", s.getVanity)
+	api.PUT("/v1/content/:guid/vanity", s.putVanity)
+	api.DELETE("/v1/content/:guid/vanity", s.deleteVanity)
+	api.GET("/v1/vanities", s.listVanities)
 	api.GET("/v1/tasks/:id", s.getTask)
 
 	e.Any("/content/:guid", s.Auth.Require(auth.RoleViewer), s.serveContent)
@@ -115,6 +150,9 @@ func (s *Server) pythonSettings(c *gin.Context) {
 // userJSON is Connect's user record.
 func userJSON(id, username, name, email, role string, locked bool, created time.Time) gin.H {
 	first, last, _ := strings.Cut(strings.TrimSpace(name), " ")
+	if role == auth.RoleAdmin {
+		role = "administrator" // Connect's name for it; posit-sdk compares against it
+	}
 	return gin.H{
 		"guid":         id,
 		"username":     username,

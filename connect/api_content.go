@@ -77,40 +77,69 @@ func (s *Server) withOwner(c *gin.Context, j gin.H, ownerID string) gin.H {
 	return j
 }
 
-// visible loads content the caller may see: its owner's and, for admins,
-// everyone's. Others get 404, so GUIDs of others' content are not probed.
+// visible loads content the caller may manage (change, upload to, deploy):
+// its owner, collaborators (an owner permission, directly or through a
+// group) and admins. Callers who may only view it get 403; others get 404,
+// so GUIDs of others' content cannot be probed.
 func (s *Server) visible(c *gin.Context) (Content, auth.User, bool) {
+	return s.contentWith(c, accessEdit)
+}
+
+// viewable loads content the caller may see (store.CanView's rule).
+func (s *Server) viewable(c *gin.Context) (Content, auth.User, bool) {
+	return s.contentWith(c, accessView)
+}
+
+func (s *Server) contentWith(c *gin.Context, need access) (Content, auth.User, bool) {
 	u, _ := auth.CurrentUser(c)
-	ct, err := s.st.content(c.Request.Context(), c.Param("guid"))
-	switch {
-	case errors.Is(err, errNotFound), err == nil && ct.OwnerID != u.ID && !isAdmin(u):
+	ctx := c.Request.Context()
+	ct, err := s.st.content(ctx, c.Param("guid"))
+	if errors.Is(err, errNotFound) {
 		c.Error(notFound("content"))
 		return ct, u, false
-	case err != nil:
+	} else if err != nil {
 		c.Error(httpx.Internal(err))
 		return ct, u, false
 	}
-	return ct, u, true
+	a, err := s.st.access(ctx, ct, u)
+	switch {
+	case err != nil:
+		c.Error(httpx.Internal(err))
+	case a >= need:
+		return ct, u, true
+	case a == accessNone:
+		c.Error(notFound("content"))
+	default:
+		c.Error(apiError(http.StatusForbidden, codeForbidden, "you may view this content but not change it; ask its owner for the owner (collaborator) permission"))
+	}
+	return ct, u, false
 }
 
+// listContent lists the content the caller may see (admins: all),
+// filtered by name and owner_guid.
 func (s *Server) listContent(c *gin.Context) {
 	u, _ := auth.CurrentUser(c)
-	owner := c.Query("owner_guid")
-	if !isAdmin(u) {
-		if owner != "" && owner != u.ID {
-			c.JSON(http.StatusOK, []gin.H{})
-			return
-		}
-		owner = u.ID
+	ctx := c.Request.Context()
+	var list []Content
+	roles := map[string]string{}
+	var err error
+	if isAdmin(u) {
+		list, err = s.st.listContent(ctx, c.Query("name"), c.Query("owner_guid"))
+	} else {
+		list, roles, err = s.st.listViewableContent(ctx, c.Query("name"), c.Query("owner_guid"), u)
 	}
-	list, err := s.st.listContent(c.Request.Context(), c.Query("name"), owner)
 	if err != nil {
 		c.Error(httpx.Internal(err))
 		return
 	}
 	out := make([]gin.H, 0, len(list))
 	for _, ct := range list {
-		out = append(out, s.withOwner(c, s.contentJSON(ct, u), ct.OwnerID))
+		j := s.withOwner(c, s.contentJSON(ct, u), ct.OwnerID)
+		if err := s.withIncludes(c, j, ct, roles[ct.GUID]); err != nil {
+			c.Error(httpx.Internal(err))
+			return
+		}
+		out = append(out, j)
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -188,11 +217,22 @@ func (s *Server) createContent(c *gin.Context) {
 }
 
 func (s *Server) getContent(c *gin.Context) {
-	ct, u, ok := s.visible(c)
+	ct, u, ok := s.viewable(c)
 	if !ok {
 		return
 	}
-	c.JSON(http.StatusOK, s.withOwner(c, s.contentJSON(ct, u), ct.OwnerID))
+	ctx := c.Request.Context()
+	role, err := s.st.contentRole(ctx, ct.GUID, u.ID)
+	if err != nil {
+		c.Error(httpx.Internal(err))
+		return
+	}
+	j := s.withOwner(c, s.contentJSON(ct, u), ct.OwnerID)
+	if err := s.withIncludes(c, j, ct, role); err != nil {
+		c.Error(httpx.Internal(err))
+		return
+	}
+	c.JSON(http.StatusOK, j)
 }
 
 func (s *Server) patchContent(c *gin.Context) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/atrium-suite/atrium/connect"
 	"github.com/atrium-suite/atrium/shared/accounts"
+	"github.com/atrium-suite/atrium/shared/auth"
 	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/db/dbtest"
 	"github.com/atrium-suite/atrium/shared/platform"
@@ -30,6 +31,9 @@ type testServer struct {
 	url                       string
 	admin, pub, other, viewer string // API keys
 	adminID                   string
+	// For the SDK tests: the server and the other users' ids.
+	srv                      *connect.Server
+	pubID, otherID, viewerID string
 }
 
 // start runs Connect on a free port: SQLite, or PostgreSQL in a fresh
@@ -55,7 +59,7 @@ func start(t *testing.T, postgres bool) testServer {
 		cancel()
 		<-done
 	})
-	ts := testServer{url: "http://" + s.HTTP.Addr().String()}
+	ts := testServer{url: "http://" + s.HTTP.Addr().String(), srv: s}
 	key := func(username string, role accounts.Role) (string, string) {
 		u, err := s.Accounts.AddUser(ctx, accounts.NewUser{Username: username, Name: "Ada " + username, Email: username + "@example.org", Role: role})
 		if err != nil {
@@ -68,9 +72,9 @@ func start(t *testing.T, postgres bool) testServer {
 		return k, u.ID
 	}
 	ts.admin, ts.adminID = key("boss", accounts.RoleAdmin)
-	ts.pub, _ = key("pub", accounts.RolePublisher)
-	ts.other, _ = key("other", accounts.RolePublisher)
-	ts.viewer, _ = key("viewer", accounts.RoleViewer)
+	ts.pub, ts.pubID = key("pub", accounts.RolePublisher)
+	ts.other, ts.otherID = key("other", accounts.RolePublisher)
+	ts.viewer, ts.viewerID = key("viewer", accounts.RoleViewer)
 	return ts
 }
 
@@ -196,7 +200,7 @@ func TestAPI(t *testing.T) {
 		}
 		var me map[string]any
 		if st := ts.call(t, "GET", "/__api__/v1/user", ts.admin, nil, &me); st != 200 ||
-			me["username"] != "boss" || me["guid"] != ts.adminID || me["user_role"] != "admin" || me["first_name"] != "Ada" {
+			me["username"] != "boss" || me["guid"] != ts.adminID || me["user_role"] != "administrator" || me["first_name"] != "Ada" {
 			t.Errorf("v1/user: %d %v", st, me)
 		}
 
@@ -462,4 +466,463 @@ func deployAndWait(t *testing.T, ts testServer, guid, body string) taskStatus {
 	}
 	t.Fatal("deploy did not finish within 60s")
 	return taskStatus{}
+}
+
+// newContent creates content as the key's user and returns its GUID.
+func (ts testServer) newContent(t *testing.T, key, name string) string {
+	t.Helper()
+	var c content
+	if st := ts.call(t, "POST", "/__api__/v1/content", key, jsonBody(map[string]string{"name": name}), &c); st != 200 || c.GUID == "" {
+		t.Fatalf("create %s: %d %+v", name, st, c)
+	}
+	return c.GUID
+}
+
+// TestEnvironment sets, lists and deletes environment variables as
+// posit-sdk does: names only on GET, values reach the runtime's store
+// method.
+func TestEnvironment(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, ts testServer) {
+		guid := ts.newContent(t, ts.pub, "env-app")
+		path := "/__api__/v1/content/" + guid + "/environment"
+		var names []string
+		if st := ts.call(t, "GET", path, ts.pub, nil, &names); st != 200 || names == nil || len(names) != 0 {
+			t.Fatalf("empty environment: %d %v", st, names)
+		}
+		names = nil
+		st := ts.call(t, "PATCH", path, ts.pub, strings.NewReader(`[{"name":"DB_URL","value":"postgres://x"},{"name":"A_KEY","value":"s3cret"}]`), &names)
+		if st != 200 || strings.Join(names, ",") != "A_KEY,DB_URL" {
+			t.Fatalf("patch: %d %v", st, names)
+		}
+		// The values never come back through the API, but the runtime sees them.
+		if st, body := ts.get(t, path, ts.pub); st != 200 || strings.Contains(body, "s3cret") {
+			t.Errorf("GET leaks values: %d %s", st, body)
+		}
+		env, err := connect.EnvVarsOf(ts.srv, context.Background(), guid)
+		if err != nil || len(env) != 2 || env["A_KEY"] != "s3cret" || env["DB_URL"] != "postgres://x" {
+			t.Errorf("EnvVars: %v %v", env, err)
+		}
+		// null deletes; a new value overwrites.
+		names = nil
+		ts.call(t, "PATCH", path, ts.pub, strings.NewReader(`[{"name":"DB_URL","value":null},{"name":"A_KEY","value":"new"}]`), &names)
+		if env, _ := connect.EnvVarsOf(ts.srv, context.Background(), guid); strings.Join(names, ",") != "A_KEY" || env["A_KEY"] != "new" || len(env) != 1 {
+			t.Errorf("after delete: %v %v", names, env)
+		}
+		var e apiErr
+		st = ts.call(t, "PATCH", path, ts.pub, strings.NewReader(`[{"name":"1BAD","value":"x"}]`), &e)
+		wantErr(t, "bad name", st, 400, e, 3, "1BAD")
+		e = nil
+		st = ts.call(t, "GET", path, ts.other, nil, &e)
+		wantErr(t, "another's environment", st, 404, e, 4, "not found")
+		// PUT replaces everything; [] clears (posit-sdk's clear()).
+		names = nil
+		if st := ts.call(t, "PUT", path, ts.pub, strings.NewReader(`[]`), &names); st != 200 || len(names) != 0 {
+			t.Errorf("put []: %d %v", st, names)
+		}
+		// Deleting the content deletes its variables.
+		ts.call(t, "PATCH", path, ts.pub, strings.NewReader(`[{"name":"X","value":"1"}]`), nil)
+		ts.call(t, "DELETE", "/__api__/v1/content/"+guid, ts.pub, nil, nil)
+		if env, err := connect.EnvVarsOf(ts.srv, context.Background(), guid); err != nil || len(env) != 0 {
+			t.Errorf("variables of deleted content: %v %v", env, err)
+		}
+	})
+}
+
+type page struct {
+	Results     []map[string]any `json:"results"`
+	CurrentPage int              `json:"current_page"`
+	Total       int              `json:"total"`
+}
+
+// getPage checks that a paged answer has exactly posit-sdk's three keys.
+func (ts testServer) getPage(t *testing.T, path, key string) page {
+	t.Helper()
+	var raw map[string]json.RawMessage
+	if st := ts.call(t, "GET", path, key, nil, &raw); st != 200 || len(raw) != 3 {
+		t.Fatalf("GET %s: %d, keys %v", path, st, raw)
+	}
+	var p page
+	b, _ := json.Marshal(raw)
+	json.Unmarshal(b, &p)
+	return p
+}
+
+func usernames(p page) string {
+	var n []string
+	for _, r := range p.Results {
+		n = append(n, fmt.Sprint(r["username"]))
+	}
+	return strings.Join(n, ",")
+}
+
+func TestUsersAndGroups(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, ts testServer) {
+		p := ts.getPage(t, "/__api__/v1/users?page_number=1&page_size=500", ts.viewer)
+		if p.Total != 4 || p.CurrentPage != 1 || usernames(p) != "boss,other,pub,viewer" {
+			t.Errorf("users: %+v", p)
+		}
+		if p := ts.getPage(t, "/__api__/v1/users?page_number=2&page_size=3", ts.viewer); p.Total != 4 || p.CurrentPage != 2 || usernames(p) != "viewer" {
+			t.Errorf("page 2: %+v", p)
+		}
+		if p := ts.getPage(t, "/__api__/v1/users?page_number=3&page_size=3", ts.viewer); p.Total != 4 || len(p.Results) != 0 {
+			t.Errorf("past the end: %+v", p)
+		}
+		for q, want := range map[string]string{
+			"prefix=P":                           "pub",
+			"prefix=ada":                         "boss,other,pub,viewer", // first name
+			"user_role=administrator":            "boss",
+			"user_role=publisher|viewer":         "other,pub,viewer",
+			"account_status=locked":              "",
+			"account_status=licensed&prefix=vie": "viewer",
+		} {
+			if p := ts.getPage(t, "/__api__/v1/users?"+q, ts.pub); usernames(p) != want {
+				t.Errorf("users?%s: %q, want %q", q, usernames(p), want)
+			}
+		}
+		var e apiErr
+		st := ts.call(t, "GET", "/__api__/v1/users?user_role=king", ts.pub, nil, &e)
+		wantErr(t, "bad role", st, 400, e, 3, "king")
+		e = nil
+		st = ts.call(t, "GET", "/__api__/v1/users?page_size=501", ts.pub, nil, &e)
+		wantErr(t, "page too big", st, 400, e, 3, "page_size")
+		var u map[string]any
+		if st := ts.call(t, "GET", "/__api__/v1/users/"+ts.pubID, ts.viewer, nil, &u); st != 200 || u["guid"] != ts.pubID || u["username"] != "pub" {
+			t.Errorf("get user: %d %v", st, u)
+		}
+
+		// Groups: publishers create them and manage their members.
+		e = nil
+		st = ts.call(t, "POST", "/__api__/v1/groups", ts.viewer, jsonBody(map[string]string{"name": "Nope"}), &e)
+		wantErr(t, "viewer creates group", st, 403, e, 6, "publisher")
+		var g map[string]any
+		if st := ts.call(t, "POST", "/__api__/v1/groups", ts.pub, jsonBody(map[string]string{"name": "Team"}), &g); st != 200 || g["name"] != "Team" || g["owner_guid"] != ts.pubID || g["guid"] == "" {
+			t.Fatalf("create group: %d %v", st, g)
+		}
+		gid := g["guid"].(string)
+		e = nil
+		st = ts.call(t, "POST", "/__api__/v1/groups", ts.other, jsonBody(map[string]string{"name": "Team"}), &e)
+		wantErr(t, "duplicate group", st, 409, e, 8, "Team")
+		ts.call(t, "POST", "/__api__/v1/groups", ts.other, jsonBody(map[string]string{"name": "Others"}), nil)
+		if p := ts.getPage(t, "/__api__/v1/groups?prefix=te", ts.viewer); p.Total != 1 || p.Results[0]["guid"] != gid {
+			t.Errorf("groups?prefix=te: %+v", p)
+		}
+		if p := ts.getPage(t, "/__api__/v1/groups", ts.viewer); p.Total != 2 {
+			t.Errorf("groups: %+v", p)
+		}
+		if st := ts.call(t, "POST", "/__api__/v1/groups/"+gid+"/members", ts.pub, jsonBody(map[string]string{"user_guid": ts.viewerID}), nil); st != 204 {
+			t.Errorf("add member: %d", st)
+		}
+		if st := ts.call(t, "POST", "/__api__/v1/groups/"+gid+"/members", ts.pub, jsonBody(map[string]string{"user_guid": ts.viewerID}), nil); st != 204 {
+			t.Errorf("add member again: %d", st)
+		}
+		e = nil
+		st = ts.call(t, "POST", "/__api__/v1/groups/"+gid+"/members", ts.pub, jsonBody(map[string]string{"user_guid": "nobody"}), &e)
+		wantErr(t, "unknown member", st, 404, e, 4, "user not found")
+		e = nil
+		st = ts.call(t, "POST", "/__api__/v1/groups/"+gid+"/members", ts.other, jsonBody(map[string]string{"user_guid": ts.otherID}), &e)
+		wantErr(t, "not the group's owner", st, 403, e, 6, "owner")
+		if p := ts.getPage(t, "/__api__/v1/groups/"+gid+"/members", ts.other); p.Total != 1 || usernames(p) != "viewer" {
+			t.Errorf("members: %+v", p)
+		}
+		if st := ts.call(t, "DELETE", "/__api__/v1/groups/"+gid+"/members/"+ts.viewerID, ts.pub, nil, nil); st != 204 {
+			t.Errorf("remove member: %d", st)
+		}
+		if p := ts.getPage(t, "/__api__/v1/groups/"+gid+"/members", ts.other); p.Total != 0 {
+			t.Errorf("members after removal: %+v", p)
+		}
+		// An admin may delete anyone's group.
+		if st := ts.call(t, "DELETE", "/__api__/v1/groups/"+gid, ts.admin, nil, nil); st != 204 {
+			t.Errorf("delete group: %d", st)
+		}
+		e = nil
+		st = ts.call(t, "GET", "/__api__/v1/groups/"+gid, ts.pub, nil, &e)
+		wantErr(t, "deleted group", st, 404, e, 4, "group not found")
+	})
+}
+
+type permission struct {
+	ID            string `json:"id"`
+	ContentGUID   string `json:"content_guid"`
+	PrincipalGUID string `json:"principal_guid"`
+	PrincipalType string `json:"principal_type"`
+	Role          string `json:"role"`
+}
+
+// TestPermissions gives users and groups roles on content and checks who
+// then sees and changes it.
+func TestPermissions(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, ts testServer) {
+		ctx := context.Background()
+		guid := ts.newContent(t, ts.pub, "shared-app")
+		cpath := "/__api__/v1/content/" + guid
+		ppath := cpath + "/permissions"
+		canSee := func(key string) int { return ts.call(t, "GET", cpath, key, nil, nil) }
+		listed := func(key string) bool {
+			var list []content
+			ts.call(t, "GET", "/__api__/v1/content", key, nil, &list)
+			for _, c := range list {
+				if c.GUID == guid {
+					return true
+				}
+			}
+			return false
+		}
+		if canSee(ts.other) != 404 || listed(ts.other) || canSee(ts.viewer) != 404 {
+			t.Fatal("others see acl content without a permission")
+		}
+
+		// A viewer permission for another user: they see it, read-only.
+		var p permission
+		if st := ts.call(t, "POST", ppath, ts.pub, jsonBody(map[string]string{"principal_guid": ts.otherID, "principal_type": "user", "role": "viewer"}), &p); st != 200 ||
+			p.ID == "" || p.ContentGUID != guid || p.PrincipalGUID != ts.otherID || p.PrincipalType != "user" || p.Role != "viewer" {
+			t.Fatalf("add permission: %d %+v", st, p)
+		}
+		var c map[string]any
+		if st := ts.call(t, "GET", cpath, ts.other, nil, &c); st != 200 || c["app_role"] != "viewer" || !listed(ts.other) {
+			t.Errorf("permitted viewer: %d %v", st, c)
+		}
+		if ok, err := connect.CanViewOf(ts.srv, ctx, guid, auth.User{ID: ts.otherID, Role: "publisher"}); !ok || err != nil {
+			t.Errorf("CanView(other) = %v, %v", ok, err)
+		}
+		var e apiErr
+		st := ts.call(t, "PATCH", cpath, ts.other, jsonBody(map[string]string{"title": "mine now"}), &e)
+		wantErr(t, "viewer patches", st, 403, e, 6, "view")
+		e = nil
+		st = ts.call(t, "POST", ppath, ts.other, jsonBody(map[string]string{"principal_guid": ts.viewerID, "principal_type": "user", "role": "viewer"}), &e)
+		wantErr(t, "viewer adds permission", st, 403, e, 6, "view")
+		var list []permission
+		if st := ts.call(t, "GET", ppath, ts.other, nil, &list); st != 200 || len(list) != 1 || list[0] != p {
+			t.Errorf("list permissions: %d %+v", st, list)
+		}
+		var one permission
+		if st := ts.call(t, "GET", ppath+"/"+p.ID, ts.pub, nil, &one); st != 200 || one != p {
+			t.Errorf("get permission: %d %+v", st, one)
+		}
+
+		// Bad requests.
+		for _, tc := range []struct {
+			what string
+			body map[string]string
+			code int
+			msg  string
+		}{
+			{"twice", map[string]string{"principal_guid": ts.otherID, "principal_type": "user", "role": "owner"}, 409, "already"},
+			{"bad role", map[string]string{"principal_guid": ts.viewerID, "principal_type": "user", "role": "king"}, 400, "role"},
+			{"bad type", map[string]string{"principal_guid": ts.viewerID, "principal_type": "robot", "role": "viewer"}, 400, "principal_type"},
+			{"unknown user", map[string]string{"principal_guid": "nobody", "principal_type": "user", "role": "viewer"}, 400, "no user"},
+			{"unknown group", map[string]string{"principal_guid": "nobody", "principal_type": "group", "role": "viewer"}, 400, "no group"},
+			{"viewer as owner", map[string]string{"principal_guid": ts.viewerID, "principal_type": "user", "role": "owner"}, 400, "viewer role"},
+		} {
+			e = nil
+			st := ts.call(t, "POST", ppath, ts.pub, jsonBody(tc.body), &e)
+			wantErr(t, tc.what, st, tc.code, e, map[int]int{400: 3, 409: 8}[tc.code], tc.msg)
+		}
+
+		// Upgraded to owner (PUT, as posit-sdk sends it): a collaborator.
+		var up permission
+		if st := ts.call(t, "PUT", ppath+"/"+p.ID, ts.pub, jsonBody(map[string]string{"principal_guid": ts.otherID, "principal_type": "user", "role": "owner"}), &up); st != 200 || up.Role != "owner" || up.ID != p.ID {
+			t.Fatalf("update permission: %d %+v", st, up)
+		}
+		c = nil
+		if st := ts.call(t, "PATCH", cpath, ts.other, jsonBody(map[string]string{"title": "Shared"}), &c); st != 200 || c["title"] != "Shared" {
+			t.Errorf("collaborator patches: %d %v", st, c)
+		}
+		c = nil
+		if ts.call(t, "GET", cpath, ts.other, nil, &c); c["app_role"] != "editor" {
+			t.Errorf("collaborator's app_role: %v", c["app_role"])
+		}
+		if st := ts.call(t, "GET", cpath+"/environment", ts.other, nil, nil); st != 200 {
+			t.Errorf("collaborator's environment: %d", st)
+		}
+
+		// Through a group: the viewer user sees it while a member.
+		var g map[string]any
+		ts.call(t, "POST", "/__api__/v1/groups", ts.pub, jsonBody(map[string]string{"name": "Readers"}), &g)
+		gid := g["guid"].(string)
+		ts.call(t, "POST", "/__api__/v1/groups/"+gid+"/members", ts.pub, jsonBody(map[string]string{"user_guid": ts.viewerID}), nil)
+		var gp permission
+		if st := ts.call(t, "POST", ppath, ts.pub, jsonBody(map[string]string{"principal_guid": gid, "principal_type": "group", "role": "viewer"}), &gp); st != 200 {
+			t.Fatalf("group permission: %d", st)
+		}
+		if canSee(ts.viewer) != 200 || !listed(ts.viewer) {
+			t.Error("a group member does not see the content")
+		}
+		// An owner permission through a group does not let a user with
+		// the viewer role change content.
+		ts.call(t, "PUT", ppath+"/"+gp.ID, ts.pub, jsonBody(map[string]string{"role": "owner"}), nil)
+		e = nil
+		st = ts.call(t, "PATCH", cpath, ts.viewer, jsonBody(map[string]string{"title": "viewer's"}), &e)
+		wantErr(t, "viewer-role group owner patches", st, 403, e, 6, "view")
+		ts.call(t, "DELETE", "/__api__/v1/groups/"+gid+"/members/"+ts.viewerID, ts.pub, nil, nil)
+		if canSee(ts.viewer) != 404 {
+			t.Error("a former group member still sees the content")
+		}
+		// Deleting the group deletes its permissions.
+		ts.call(t, "DELETE", "/__api__/v1/groups/"+gid, ts.pub, nil, nil)
+		list = nil
+		if ts.call(t, "GET", ppath, ts.pub, nil, &list); len(list) != 1 {
+			t.Errorf("permissions after the group's deletion: %+v", list)
+		}
+
+		// access_type: logged_in opens it to every signed-in user, all to
+		// anonymous visitors too (for the content server).
+		ts.call(t, "PATCH", cpath, ts.pub, jsonBody(map[string]string{"access_type": "logged_in"}), nil)
+		if canSee(ts.viewer) != 200 {
+			t.Error("logged_in content is hidden from a viewer")
+		}
+		if ok, _ := connect.CanViewOf(ts.srv, ctx, guid, auth.User{}); ok {
+			t.Error("anonymous can view logged_in content")
+		}
+		c = nil
+		ts.call(t, "PATCH", cpath, ts.pub, jsonBody(map[string]string{"access_type": "all"}), &c)
+		if ok, _ := connect.CanViewOf(ts.srv, ctx, guid, auth.User{}); !ok || c["access_type"] != "all" {
+			t.Errorf("anonymous cannot view access_type all content (%v)", c["access_type"])
+		}
+		ts.call(t, "PATCH", cpath, ts.pub, jsonBody(map[string]string{"access_type": "acl"}), nil)
+		if canSee(ts.viewer) != 404 {
+			t.Error("acl content is visible to a viewer again")
+		}
+		if ok, err := connect.CanViewOf(ts.srv, ctx, "00000000-0000-4000-8000-000000000000", auth.User{ID: ts.adminID, Role: "admin"}); ok || err != nil {
+			t.Errorf("CanView(unknown) = %v, %v", ok, err)
+		}
+
+		// Removing the permission hides it again.
+		if st := ts.call(t, "DELETE", ppath+"/"+p.ID, ts.pub, nil, nil); st != 204 {
+			t.Errorf("delete permission: %d", st)
+		}
+		if canSee(ts.other) != 404 {
+			t.Error("content still visible after its permission was deleted")
+		}
+		e = nil
+		st = ts.call(t, "DELETE", ppath+"/"+p.ID, ts.pub, nil, &e)
+		wantErr(t, "deleted permission", st, 404, e, 4, "not found")
+	})
+}
+
+type tag struct {
+	ID       string  `json:"id"`
+	Name     string  `json:"name"`
+	ParentID *string `json:"parent_id"`
+}
+
+func TestTagsAndVanity(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, ts testServer) {
+		var e apiErr
+		st := ts.call(t, "POST", "/__api__/v1/tags", ts.pub, jsonBody(map[string]any{"name": "Dept"}), &e)
+		wantErr(t, "publisher creates tag", st, 403, e, 6, "admin")
+		var dept, sales tag
+		if st := ts.call(t, "POST", "/__api__/v1/tags", ts.admin, jsonBody(map[string]any{"name": "Dept"}), &dept); st != 200 || dept.ID == "" || dept.ParentID != nil {
+			t.Fatalf("create tag: %d %+v", st, dept)
+		}
+		if st := ts.call(t, "POST", "/__api__/v1/tags", ts.admin, jsonBody(map[string]any{"name": "Sales", "parent_id": dept.ID}), &sales); st != 200 || sales.ParentID == nil || *sales.ParentID != dept.ID {
+			t.Fatalf("create child tag: %d %+v", st, sales)
+		}
+		e = nil
+		st = ts.call(t, "POST", "/__api__/v1/tags", ts.admin, jsonBody(map[string]any{"name": "Sales", "parent_id": dept.ID}), &e)
+		wantErr(t, "duplicate tag", st, 409, e, 8, "Sales")
+		var tags []tag
+		if ts.call(t, "GET", "/__api__/v1/tags?parent_id="+dept.ID, ts.viewer, nil, &tags); len(tags) != 1 || tags[0].ID != sales.ID {
+			t.Errorf("tags?parent_id: %+v", tags)
+		}
+		tags = nil
+		if ts.call(t, "GET", "/__api__/v1/tags?name=Dept", ts.viewer, nil, &tags); len(tags) != 1 || tags[0].ID != dept.ID {
+			t.Errorf("tags?name: %+v", tags)
+		}
+		e = nil
+		st = ts.call(t, "PATCH", "/__api__/v1/tags/"+dept.ID, ts.admin, jsonBody(map[string]any{"parent_id": sales.ID}), &e)
+		wantErr(t, "tag below itself", st, 400, e, 3, "below itself")
+		var renamed tag
+		if st := ts.call(t, "PATCH", "/__api__/v1/tags/"+sales.ID, ts.admin, jsonBody(map[string]any{"name": "Sales EU"}), &renamed); st != 200 || renamed.Name != "Sales EU" || renamed.ParentID == nil {
+			t.Errorf("rename tag: %d %+v", st, renamed)
+		}
+
+		guid := ts.newContent(t, ts.pub, "tagged")
+		cpath := "/__api__/v1/content/" + guid
+		var added tag
+		if st := ts.call(t, "POST", cpath+"/tags", ts.pub, jsonBody(map[string]any{"tag_id": sales.ID}), &added); st != 200 || added.ID != sales.ID {
+			t.Errorf("tag content: %d %+v", st, added)
+		}
+		e = nil
+		st = ts.call(t, "POST", cpath+"/tags", ts.other, jsonBody(map[string]any{"tag_id": sales.ID}), &e)
+		wantErr(t, "another's content tag", st, 404, e, 4, "not found")
+		tags = nil
+		if ts.call(t, "GET", cpath+"/tags", ts.pub, nil, &tags); len(tags) != 1 {
+			t.Errorf("content tags: %+v", tags)
+		}
+		var tagged []content
+		if ts.call(t, "GET", "/__api__/v1/tags/"+sales.ID+"/content", ts.pub, nil, &tagged); len(tagged) != 1 || tagged[0].GUID != guid {
+			t.Errorf("tag content: %+v", tagged)
+		}
+		tagged = nil
+		if ts.call(t, "GET", "/__api__/v1/tags/"+sales.ID+"/content", ts.other, nil, &tagged); len(tagged) != 0 {
+			t.Errorf("tag content seen by another: %+v", tagged)
+		}
+
+		// Vanity URLs.
+		e = nil
+		st = ts.call(t, "GET", cpath+"/vanity", ts.pub, nil, &e)
+		wantErr(t, "no vanity", st, 404, e, 4, "not found")
+		var v map[string]any
+		if st := ts.call(t, "PUT", cpath+"/vanity", ts.pub, jsonBody(map[string]any{"path": "sales/dash"}), &v); st != 200 || v["path"] != "/sales/dash/" || v["content_guid"] != guid {
+			t.Fatalf("set vanity: %d %v", st, v)
+		}
+		other := ts.newContent(t, ts.pub, "other-app")
+		for _, tc := range []struct {
+			what, path string
+			force      bool
+			key        string
+			status     int
+			msg        string
+		}{
+			{"same path", "/sales/dash/", false, ts.pub, 409, "in use"},
+			{"parent path", "/sales", false, ts.pub, 409, "in use"},
+			{"reserved", "/content/x", false, ts.pub, 400, "reserved"},
+			{"bad characters", "/a b/", false, ts.pub, 400, "may only contain"},
+			{"force by publisher", "/sales/dash/", true, ts.pub, 403, "admins"},
+		} {
+			e = nil
+			st := ts.call(t, "PUT", "/__api__/v1/content/"+other+"/vanity", tc.key, jsonBody(map[string]any{"path": tc.path, "force": tc.force}), &e)
+			wantErr(t, tc.what, st, tc.status, e, map[int]int{400: 3, 403: 6, 409: 8}[tc.status], tc.msg)
+		}
+		var full map[string]any
+		ts.call(t, "GET", cpath+"?include=owner,tags,vanity_url", ts.pub, nil, &full)
+		if u, _ := full["vanity_url"].(string); !strings.HasSuffix(u, "/sales/dash/") || len(full["tags"].([]any)) != 1 || full["owner"] == nil {
+			t.Errorf("include=owner,tags,vanity_url: %v", full)
+		}
+		full = nil
+		ts.call(t, "GET", "/__api__/v1/content/"+other+"?include=tags,vanity_url", ts.pub, nil, &full)
+		if _, ok := full["tags"]; ok {
+			t.Errorf("tags included when there are none: %v", full)
+		}
+		// An admin may force: the path moves.
+		if st := ts.call(t, "PUT", "/__api__/v1/content/"+other+"/vanity", ts.admin, jsonBody(map[string]any{"path": "/sales/dash/", "force": true}), nil); st != 200 {
+			t.Errorf("forced vanity: %d", st)
+		}
+		if st := ts.call(t, "GET", cpath+"/vanity", ts.pub, nil, nil); st != 404 {
+			t.Errorf("vanity after another took it: %d", st)
+		}
+		var all []map[string]any
+		if ts.call(t, "GET", "/__api__/v1/vanities", ts.pub, nil, &all); len(all) != 1 || all[0]["content_guid"] != other {
+			t.Errorf("vanities: %v", all)
+		}
+		all = nil
+		if ts.call(t, "GET", "/__api__/v1/vanities", ts.other, nil, &all); len(all) != 0 {
+			t.Errorf("vanities seen by another: %v", all)
+		}
+		if st := ts.call(t, "DELETE", "/__api__/v1/content/"+other+"/vanity", ts.pub, nil, nil); st != 204 {
+			t.Errorf("delete vanity: %d", st)
+		}
+
+		// Deleting a tag deletes its subtree and untags content.
+		if st := ts.call(t, "DELETE", "/__api__/v1/tags/"+dept.ID, ts.admin, nil, nil); st != 204 {
+			t.Errorf("delete tag: %d", st)
+		}
+		tags = nil
+		if ts.call(t, "GET", cpath+"/tags", ts.pub, nil, &tags); len(tags) != 0 {
+			t.Errorf("content tags after deleting the tree: %+v", tags)
+		}
+		if st := ts.call(t, "GET", "/__api__/v1/tags/"+sales.ID, ts.pub, nil, nil); st != 404 {
+			t.Errorf("child tag after deleting its parent: %d", st)
+		}
+	})
 }
