@@ -109,8 +109,10 @@ func (s *Server) routes() {
 	api.GET("/v1/vanities", s.listVanities)
 	api.GET("/v1/tasks/:id", s.getTask)
 
-	e.Any("/content/:guid", s.Auth.Require(auth.RoleViewer), s.serveContent)
-	e.Any("/content/:guid/*path", s.Auth.Require(auth.RoleViewer), s.serveContent)
+	// serveContent decides who may see each item (its permissions and
+	// access type), so the routes do not require a sign-in themselves.
+	e.Any("/content/:guid", s.serveContent)
+	e.Any("/content/:guid/*path", s.serveContent)
 }
 
 // requireAPIUser refuses anonymous API calls with Connect's 401 shape, so

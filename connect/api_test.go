@@ -304,6 +304,17 @@ func TestStaticDeploy(t *testing.T) {
 		if st := ts.call(t, "POST", "/__api__/v1/content", ts.pub, jsonBody(map[string]string{"name": "site"}), &c); st != 200 {
 			t.Fatalf("create: %d", st)
 		}
+		// New content is visible to its owner only (access type acl), until
+		// it is opened to every signed-in user.
+		if st, body := ts.get(t, "/content/"+c.GUID+"/", ts.viewer); st != 404 || !strings.Contains(body, "no content") {
+			t.Errorf("a viewer without permission sees new content: %d %s", st, body)
+		}
+		if _, body := ts.get(t, "/content/"+c.GUID+"/", ts.pub); strings.Contains(body, "no content") {
+			t.Errorf("the owner is told the content does not exist: %s", body)
+		}
+		if st := ts.call(t, "PATCH", "/__api__/v1/content/"+c.GUID, ts.pub, jsonBody(map[string]string{"access_type": "logged_in"}), nil); st != 200 {
+			t.Fatalf("open to signed-in users: %d", st)
+		}
 		page := "<h1>version one</h1>"
 		var b struct {
 			ID          string         `json:"id"`

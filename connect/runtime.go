@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/atrium-suite/atrium/connect/bundle"
+	"github.com/atrium-suite/atrium/shared/auth"
 	"github.com/atrium-suite/atrium/shared/httpx"
 	"github.com/atrium-suite/atrium/shared/launcher"
 	"github.com/atrium-suite/atrium/shared/proxy"
@@ -154,7 +156,10 @@ func (r *runtime) start(ctx context.Context, guid string, b Bundle, m bundle.Man
 			return nil, err
 		}
 		rs := runSpec{entry: m.Entry, mode: mode, prefix: prefix, port: port}
-		cenv := r.contentEnv(guid, env, dir)
+		cenv, err := r.contentEnv(ctx, guid, env, dir)
+		if err != nil {
+			return nil, err
+		}
 		if rn.env != nil {
 			cenv = append(cenv, rn.env(rs)...)
 		}
@@ -191,20 +196,35 @@ func (r *runtime) start(ctx context.Context, guid string, b Bundle, m bundle.Man
 	}
 }
 
-// contentEnv is a content process's whole environment: nothing of the
-// server's is inherited but PATH's system part and the locale.
-func (r *runtime) contentEnv(guid, env, dir string) []string {
-	return []string{
-		"PATH=" + filepath.Join(env, "bin") + ":/usr/local/bin:/usr/bin:/bin",
-		"HOME=" + dir,
+// contentEnv is a content process's whole environment: the variables its
+// publishers set, then the suite's own, which come later and so win
+// (a publisher cannot redirect CONNECT_SERVER). Nothing of the server's
+// environment is inherited but PATH's system part and the locale.
+func (r *runtime) contentEnv(ctx context.Context, guid, env, dir string) ([]string, error) {
+	vars, err := r.s.st.EnvVars(ctx, guid)
+	if err != nil {
+		return nil, fmt.Errorf("environment variables: %w", err)
+	}
+	names := make([]string, 0, len(vars))
+	for name := range vars {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	out := make([]string, 0, len(names)+9)
+	for _, name := range names {
+		out = append(out, name+"="+vars[name])
+	}
+	return append(out,
+		"PATH="+filepath.Join(env, "bin")+":/usr/local/bin:/usr/bin:/bin",
+		"HOME="+dir,
 		"LANG=C.UTF-8",
 		"PYTHONUNBUFFERED=1",
-		"VIRTUAL_ENV=" + env,
-		"CONNECT_CONTENT_GUID=" + guid,
-		"CONNECT_SERVER=" + r.s.URL() + "/",
+		"VIRTUAL_ENV="+env,
+		"CONNECT_CONTENT_GUID="+guid,
+		"CONNECT_SERVER="+r.s.URL()+"/",
 		"RSTUDIO_PRODUCT=CONNECT",
 		"POSIT_PRODUCT=CONNECT",
-	}
+	), nil
 }
 
 // install puts inst in place as the content's active (or draft) instance
@@ -304,6 +324,21 @@ func (s *Server) serveContent(c *gin.Context) {
 		return
 	} else if err != nil {
 		c.Error(httpx.Internal(err))
+		return
+	}
+	// Who may see it: the owner, admins, those with a permission, and —
+	// by its access type — every signed-in user or everyone. Anyone else
+	// is asked to sign in, or, signed in, told it does not exist.
+	u, signedIn := auth.CurrentUser(c)
+	if ok, err := s.st.CanView(ctx, guid, u); err != nil {
+		c.Error(httpx.Internal(err))
+		return
+	} else if !ok {
+		if !signedIn {
+			s.Auth.Require(auth.RoleViewer)(c)
+			return
+		}
+		c.Error(httpx.NotFound("no content %s", guid))
 		return
 	}
 	a := s.rt.app(guid)

@@ -146,13 +146,18 @@ func TestConnectDeploy(t *testing.T) {
 		t.Fatalf("GET docs: %d %s", status, body)
 	}
 
-	// Redeploy the same directory: the environment is reused.
-	out, ok = rsconnectCLI(t, home, "deploy", "fastapi", "-n", "atrium", api)
+	// Redeploy the same directory with an environment variable (rsconnect
+	// sets it through the content's environment API): the environment is
+	// reused and the new process sees the variable.
+	out, ok = rsconnectCLI(t, home, "deploy", "fastapi", "-n", "atrium", "-E", "GREETING=hej", api)
 	if !ok || !strings.Contains(out, "Reusing Python") || !strings.Contains(out, guid) {
 		t.Fatal("redeploy failed or did not reuse the environment")
 	}
 	if v := version(); v != 1 {
 		t.Fatalf("version %v after redeploy, want 1", v)
+	}
+	if _, body := keyGet(t, apiURL, key); !strings.Contains(body, `"greeting":"hej"`) {
+		t.Errorf("the app does not see the variable set with -E: %s", body)
 	}
 
 	// A version whose requirements cannot be installed fails, and the

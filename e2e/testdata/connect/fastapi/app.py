@@ -1,3 +1,5 @@
+import os
+
 from fastapi import FastAPI
 
 app = FastAPI()
@@ -5,4 +7,4 @@ app = FastAPI()
 
 @app.get("/")
 def root():
-    return {"hello": "atrium", "version": 1}
+    return {"hello": "atrium", "version": 1, "greeting": os.environ.get("GREETING", "")}
