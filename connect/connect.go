@@ -43,6 +43,9 @@ type Server struct {
 	pyMu     sync.Mutex
 	py       interpreter
 	envLocks map[string]*sync.Mutex
+
+	// boot is Posit Connect's bootstrap switch (CONNECT_BOOTSTRAP_*).
+	boot bootstrapConfig
 }
 
 // New opens Connect's database and files and builds its HTTP server.
@@ -55,7 +58,13 @@ func New(ctx context.Context, cfg config.Config, opts platform.Options) (*Server
 	if err != nil {
 		return nil, err
 	}
+	boot, err := bootstrapFromEnv(os.Getenv)
+	if err != nil {
+		base.Close()
+		return nil, fmt.Errorf("connect: %w", err)
+	}
 	s := &Server{
+		boot:         boot,
 		Base:         base,
 		st:           &store{db: base.DB, now: time.Now},
 		appsDir:      filepath.Join(base.DataDir, "apps"),
