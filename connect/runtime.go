@@ -2,6 +2,7 @@ package connect
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -306,6 +307,9 @@ func staticHandler(dir, prefix string, m bundle.Manifest) http.Handler {
 
 // serveContent answers /content/{guid}/…: the active bundle, or a draft
 // under _bundle{id}/. Any signed-in user may view content in this slice.
+// credentialsHeader tells content who the viewer is.
+const credentialsHeader = "RStudio-Connect-Credentials"
+
 func (s *Server) serveContent(c *gin.Context) {
 	guid, rest := c.Param("guid"), c.Param("path")
 	if rest == "" {
@@ -365,6 +369,18 @@ func (s *Server) serveContent(c *gin.Context) {
 			c.Error(err)
 			return
 		}
+	}
+	// Content learns who is asking from RStudio-Connect-Credentials, as on
+	// Posit Connect; a client-sent one is dropped so it cannot be forged.
+	c.Request.Header.Del(credentialsHeader)
+	if signedIn {
+		groups, err := s.st.groupNamesOf(ctx, u.ID)
+		if err != nil {
+			c.Error(httpx.Internal(err))
+			return
+		}
+		creds, _ := json.Marshal(map[string]any{"user": u.Username, "groups": groups})
+		c.Request.Header.Set(credentialsHeader, string(creds))
 	}
 	inst.handler.ServeHTTP(c.Writer, c.Request)
 }

@@ -736,3 +736,22 @@ func (s *store) deleteVanity(ctx context.Context, guid string) error {
 	}
 	return nil
 }
+
+// groupNamesOf lists the names of the groups userID belongs to, by name.
+func (s *store) groupNamesOf(ctx context.Context, userID string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT g.name FROM connect_groups g JOIN group_members m ON m.group_guid = g.guid
+		WHERE m.user_id = ? ORDER BY g.name`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("groups of user: %w", err)
+	}
+	defer rows.Close()
+	names := []string{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
+}

@@ -159,6 +159,23 @@ func TestConnectDeploy(t *testing.T) {
 	if _, body := keyGet(t, apiURL, key); !strings.Contains(body, `"greeting":"hej"`) {
 		t.Errorf("the app does not see the variable set with -E: %s", body)
 	}
+	// The app learns who asks from RStudio-Connect-Credentials, and a
+	// client cannot forge it.
+	req, _ := http.NewRequest("GET", apiURL, nil)
+	req.Header.Set("Authorization", "Key "+key)
+	req.Header.Set("RStudio-Connect-Credentials", `{"user":"mallory","groups":[]}`)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var who struct {
+		Credentials string `json:"credentials"`
+	}
+	json.NewDecoder(resp.Body).Decode(&who)
+	resp.Body.Close()
+	if !strings.Contains(who.Credentials, `"user":"admin"`) || strings.Contains(who.Credentials, "mallory") {
+		t.Errorf("credentials the app saw: %q", who.Credentials)
+	}
 
 	// A version whose requirements cannot be installed fails, and the
 	// running one keeps answering.
@@ -176,9 +193,9 @@ func TestConnectDeploy(t *testing.T) {
 		t.Fatalf("bad key: %d", status)
 	}
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequest("GET", htmlURL, nil)
+	req, _ = http.NewRequest("GET", htmlURL, nil)
 	req.Header.Set("Accept", "text/html")
-	resp, err := c.Do(req)
+	resp, err = c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,15 @@
 import os
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 app = FastAPI()
 
 
 @app.get("/")
-def root():
-    return {"hello": "atrium", "version": 1, "greeting": os.environ.get("GREETING", "")}
+def root(request: Request):
+    return {
+        "hello": "atrium",
+        "version": 1,
+        "greeting": os.environ.get("GREETING", ""),
+        "credentials": request.headers.get("RStudio-Connect-Credentials", ""),
+    }
