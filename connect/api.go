@@ -53,6 +53,8 @@ func canPublish(u auth.User) bool { return u.Role == auth.RoleAdmin || u.Role ==
 // routes adds the Connect Server API and content serving.
 func (s *Server) routes() {
 	e := s.HTTP.Engine()
+	// Content at vanity paths: whatever no route claims.
+	e.NoRoute(s.serveVanity)
 	// Bootstrap has no user yet: its JWT is its credential.
 	e.POST("/__api__/v1/experimental/bootstrap", s.bootstrap)
 	api := e.Group("/__api__", s.requireAPIUser)

@@ -159,6 +159,23 @@ func TestConnectDeploy(t *testing.T) {
 	if _, body := keyGet(t, apiURL, key); !strings.Contains(body, `"greeting":"hej"`) {
 		t.Errorf("the app does not see the variable set with -E: %s", body)
 	}
+	// A vanity path serves the same content, with the same access checks.
+	vreq, _ := http.NewRequest("PUT", strings.Split(apiURL, "/content/")[0]+"/__api__/v1/content/"+guid+"/vanity", strings.NewReader(`{"path":"/greeter/"}`))
+	vreq.Header.Set("Authorization", "Key "+key)
+	if resp, err := http.DefaultClient.Do(vreq); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("set vanity: %v %v", resp.StatusCode, err)
+	}
+	vanity := strings.Split(apiURL, "/content/")[0] + "/greeter/"
+	if status, body := keyGet(t, vanity, key); status != 200 || !strings.Contains(body, `"hello":"atrium"`) {
+		t.Errorf("GET %s: %d %s", vanity, status, body)
+	}
+	if status, _ := keyGet(t, vanity, "atr_not_a_key"); status != http.StatusUnauthorized {
+		t.Errorf("vanity path with a bad key: %d", status)
+	}
+	if status, _ := keyGet(t, strings.TrimSuffix(vanity, "/")+"-not-it/", key); status != http.StatusNotFound {
+		t.Errorf("unknown path: %d", status)
+	}
+
 	// The app learns who asks from RStudio-Connect-Credentials, and a
 	// client cannot forge it.
 	req, _ := http.NewRequest("GET", apiURL, nil)
