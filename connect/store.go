@@ -97,6 +97,21 @@ const contentCols = `guid, name, title, description, owner_id, app_mode, access_
 
 type scanner interface{ Scan(dest ...any) error }
 
+// collect scans every row with scan and closes rows. The result is never
+// nil, so it encodes as a JSON array even when empty.
+func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	list := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, v)
+	}
+	return list, rows.Err()
+}
+
 func scanContent(r scanner) (Content, error) {
 	var c Content
 	var active sql.NullInt64
@@ -151,16 +166,7 @@ func (s *store) listContent(ctx context.Context, name, ownerID string) ([]Conten
 	if err != nil {
 		return nil, fmt.Errorf("list content: %w", err)
 	}
-	defer rows.Close()
-	list := []Content{}
-	for rows.Next() {
-		c, err := scanContent(rows)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, c)
-	}
-	return list, rows.Err()
+	return collect(rows, scanContent)
 }
 
 // updateContent writes the editable fields of c.
@@ -254,16 +260,7 @@ func (s *store) listBundles(ctx context.Context, guid string) ([]Bundle, error) 
 	if err != nil {
 		return nil, fmt.Errorf("list bundles: %w", err)
 	}
-	defer rows.Close()
-	list := []Bundle{}
-	for rows.Next() {
-		b, err := scanBundle(rows)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, b)
-	}
-	return list, rows.Err()
+	return collect(rows, scanBundle)
 }
 
 // deleteBundle removes a bundle that is not active.

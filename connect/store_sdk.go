@@ -136,16 +136,7 @@ func (s *store) listGroups(ctx context.Context) ([]Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
-	defer rows.Close()
-	list := []Group{}
-	for rows.Next() {
-		g, err := scanGroup(rows)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, g)
-	}
-	return list, rows.Err()
+	return collect(rows, scanGroup)
 }
 
 // deleteGroup removes the group, its memberships and the permissions given
@@ -269,16 +260,7 @@ func (s *store) listPermissions(ctx context.Context, guid string) ([]Permission,
 	if err != nil {
 		return nil, fmt.Errorf("list permissions: %w", err)
 	}
-	defer rows.Close()
-	list := []Permission{}
-	for rows.Next() {
-		p, err := scanPermission(rows)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, p)
-	}
-	return list, rows.Err()
+	return collect(rows, scanPermission)
 }
 
 // updatePermission rewrites the principal and role of permission p.ID.
@@ -465,16 +447,7 @@ func collectTags(rows *sql.Rows, err error) ([]Tag, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list tags: %w", err)
 	}
-	defer rows.Close()
-	list := []Tag{}
-	for rows.Next() {
-		t, err := scanTag(rows)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, t)
-	}
-	return list, rows.Err()
+	return collect(rows, scanTag)
 }
 
 func (s *store) tag(ctx context.Context, id int64) (Tag, error) {
@@ -621,16 +594,7 @@ func (s *store) taggedContent(ctx context.Context, tagID int64) ([]Content, erro
 	if err != nil {
 		return nil, fmt.Errorf("tagged content: %w", err)
 	}
-	defer rows.Close()
-	list := []Content{}
-	for rows.Next() {
-		c, err := scanContent(rows)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, c)
-	}
-	return list, rows.Err()
+	return collect(rows, scanContent)
 }
 
 // ---- Vanity URLs ----
