@@ -5,18 +5,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/atrium-suite/atrium/connect"
 	"github.com/atrium-suite/atrium/shared/accounts"
@@ -45,7 +40,7 @@ func start(t *testing.T, postgres bool) testServer {
 	cfg.Shared.DataDir = t.TempDir()
 	cfg.Connect.Listen = "127.0.0.1:0"
 	if postgres {
-		cfg.Shared.DatabaseURL = freshDatabase(t)
+		cfg.Shared.DatabaseURL = dbtest.FreshDatabase(t)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := connect.New(ctx, cfg, platform.Options{})
@@ -76,32 +71,6 @@ func start(t *testing.T, postgres bool) testServer {
 	ts.other, ts.otherID = key("other", accounts.RolePublisher)
 	ts.viewer, ts.viewerID = key("viewer", accounts.RoleViewer)
 	return ts
-}
-
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	dsn := dbtest.PostgresDSN(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	name := "atrium_connect_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		conn.Close(ctx)
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // forEachDialect runs fn against SQLite and PostgreSQL (skipped without

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/atrium-suite/atrium/shared/db/dbtest"
 )
 
 var products = []struct{ name, display string }{
@@ -33,7 +35,7 @@ func TestUp(t *testing.T) {
 	}{
 		{"sqlite", func(*testing.T) []string { return nil }, "SQLite"},
 		{"postgres", func(t *testing.T) []string {
-			return []string{"ATRIUM_SHARED_DATABASE_URL=" + freshPostgresDatabase(t)}
+			return []string{"ATRIUM_SHARED_DATABASE_URL=" + dbtest.FreshDatabase(t)}
 		}, "PostgreSQL"},
 	}
 	for _, tc := range cases {

@@ -184,3 +184,32 @@ func dropSchema(t *testing.T, dsn, schema string) {
 		t.Errorf("dbtest: drop schema %s: %v", schema, err)
 	}
 }
+
+// FreshDatabase creates an empty database on the test cluster and returns
+// its URL, for tests that start whole servers (each product then makes its
+// own schema in it); it is dropped when the test ends. Like PostgresDSN it
+// skips locally and fails under CI when no cluster is configured.
+func FreshDatabase(t *testing.T) string {
+	t.Helper()
+	dsn := PostgresDSN(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(uniqueSchema(t), "t_")
+	name = "atrium_" + name
+	if _, err := conn.Exec(ctx, `CREATE DATABASE "`+name+`"`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Exec(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`)
+		conn.Close(ctx)
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
