@@ -1,24 +1,5 @@
 #!/usr/bin/env bash
-# pytools.sh — a virtualenv with the real Python clients the tests drive
-# (twine, uv, build, pypiserver), kept outside the clone so CI and later
-# runs reuse it. Prints the venv directory. Idempotent: packages come from
-# the index the host's pip is configured with.
-set -euo pipefail
-cache=${ATRIUM_CACHE:-$HOME/.cache/atrium}
-venv=$cache/py-tools
-want="twine uv build wheel setuptools pypiserver"
-if [ ! -x "$venv/bin/pypi-server" ] || [ ! -x "$venv/bin/twine" ] || [ ! -x "$venv/bin/uv" ]; then
-	mkdir -p "$cache"
-	rm -rf "$venv.tmp"
-	python3 -m venv "$venv.tmp" >&2
-	"$venv.tmp/bin/python" -m pip install -q --upgrade pip >&2
-	# shellcheck disable=SC2086
-	"$venv.tmp/bin/python" -m pip install -q $want >&2
-	rm -rf "$venv"
-	mv "$venv.tmp" "$venv"
-	# A moved venv's scripts point at the old path: recreate them in place.
-	python3 -m venv --upgrade "$venv" >&2
-	# shellcheck disable=SC2086
-	"$venv/bin/python" -m pip install -q --force-reinstall --no-deps $want >&2
-fi
-echo "$venv"
+# pytools.sh — the real Python clients the tests drive (twine, uv, build,
+# pypiserver) and uv for Connect's environments under `make run`. Prints
+# the venv directory.
+exec "$(dirname "$0")/venv.sh" py-tools twine uv build wheel setuptools pypiserver

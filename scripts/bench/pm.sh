@@ -68,19 +68,6 @@ ensure_wrk() {
 	command -v wrk >/dev/null || die "wrk did not install"
 }
 
-ensure_bench_venv() {
-	local venv=$cache/bench-venv
-	if [ "$(cat "$venv/.bench-spec" 2>/dev/null)" != "$PEERS" ]; then
-		log "creating $venv ($PEERS)"
-		rm -rf "$venv"
-		python3 -m venv "$venv" >&2
-		"$venv/bin/python" -m pip install -q --upgrade pip >&2
-		# shellcheck disable=SC2086
-		"$venv/bin/python" -m pip install -q $PEERS >&2
-		printf '%s' "$PEERS" >"$venv/.bench-spec"
-	fi
-	echo "$venv"
-}
 
 ensure_wheels() {
 	local dir=$cache/bench-wheels spec n
@@ -101,7 +88,8 @@ ensure_wheels() {
 
 ensure_wrk
 tools=$("$root/scripts/pytools.sh")
-bvenv=$(ensure_bench_venv)
+# shellcheck disable=SC2086
+bvenv=$("$root/scripts/venv.sh" bench-venv $PEERS)
 wheels=$(ensure_wheels)
 nwheels=$(wc -w <<<"$PINS")
 if [ -n "${BENCH_ATRIUM:-}" ]; then
