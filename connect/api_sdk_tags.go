@@ -1,6 +1,7 @@
 package connect
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -157,17 +158,22 @@ func (s *Server) createTag(c *gin.Context) {
 	if !requireAdmin(c, "creating tags") {
 		return
 	}
+	s.saveTag(c, Tag{}, s.st.createTag)
+}
+
+// saveTag applies the request body {name, parent_id} to t and stores it
+// with save (create or update), answering with the tag.
+func (s *Server) saveTag(c *gin.Context, t Tag, save func(context.Context, Tag) (Tag, error)) {
 	var raw map[string]any
 	if !bindJSON(c, &raw) {
 		return
 	}
 	b, given := decodeTagBody(raw)
-	var t Tag
 	if err := s.applyTag(c, b, &t, given); err != nil {
 		c.Error(err)
 		return
 	}
-	t, err := s.st.createTag(c.Request.Context(), t)
+	t, err := save(c.Request.Context(), t)
 	if errors.Is(err, errConflict) {
 		c.Error(apiError(http.StatusConflict, codeConflict, "a tag named %q exists there", t.Name))
 		return
@@ -200,24 +206,7 @@ func (s *Server) patchTag(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var raw map[string]any
-	if !bindJSON(c, &raw) {
-		return
-	}
-	b, given := decodeTagBody(raw)
-	if err := s.applyTag(c, b, &t, given); err != nil {
-		c.Error(err)
-		return
-	}
-	t, err := s.st.updateTag(c.Request.Context(), t)
-	if errors.Is(err, errConflict) {
-		c.Error(apiError(http.StatusConflict, codeConflict, "a tag named %q exists there", t.Name))
-		return
-	} else if err != nil {
-		c.Error(httpx.Internal(err))
-		return
-	}
-	c.JSON(http.StatusOK, tagJSON(t))
+	s.saveTag(c, t, s.st.updateTag)
 }
 
 // deleteTag removes the tag and every tag below it.

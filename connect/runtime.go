@@ -334,10 +334,10 @@ func (s *Server) serveContent(c *gin.Context) {
 	// by its access type — every signed-in user or everyone. Anyone else
 	// is asked to sign in, or, signed in, told it does not exist.
 	u, signedIn := auth.CurrentUser(c)
-	if ok, err := s.st.CanView(ctx, guid, u); err != nil {
+	if a, err := s.st.access(ctx, ct, u); err != nil {
 		c.Error(httpx.Internal(err))
 		return
-	} else if !ok {
+	} else if a < accessView {
 		if !signedIn {
 			s.Auth.Require(auth.RoleViewer)(c)
 			return
