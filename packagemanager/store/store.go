@@ -70,15 +70,6 @@ type Repo struct {
 	CreatedAt                   time.Time
 }
 
-// Transaction is one change to a source.
-type Transaction struct {
-	ID        int64
-	Source    string
-	CreatedAt time.Time
-	Action    string
-	Detail    string
-}
-
 // Store is Package Manager's metadata store.
 type Store struct {
 	db  *db.DB
@@ -338,35 +329,6 @@ func (s *Store) Snapshot(ctx context.Context, spec string) (int64, error) {
 		return 0, fmt.Errorf("snapshot %d: no such transaction yet (latest is %d): %w", id, latest, ErrNotFound)
 	}
 	return id, nil
-}
-
-// Transactions lists a source's transactions, newest first (all sources
-// when source is "").
-func (s *Store) Transactions(ctx context.Context, source string, limit int) ([]Transaction, error) {
-	q := `SELECT t.id, s.name, t.created_at, t.action, t.detail FROM transactions t JOIN sources s ON s.id = t.source_id`
-	var args []any
-	if source != "" {
-		q += ` WHERE s.name = ?`
-		args = append(args, source)
-	}
-	q += ` ORDER BY t.id DESC LIMIT ?`
-	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Transaction
-	for rows.Next() {
-		var t Transaction
-		var created int64
-		if err := rows.Scan(&t.ID, &t.Source, &created, &t.Action, &t.Detail); err != nil {
-			return nil, err
-		}
-		t.CreatedAt = fromMS(created)
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 // visible is the SQL condition for rows of a snapshot (one ? for the txn,

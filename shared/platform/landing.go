@@ -17,9 +17,6 @@ import (
 type Landing struct {
 	// Lead says in a sentence what the product is for.
 	Lead string
-	// Features lists, in the user's words, what this server does today.
-	// Only what works belongs here.
-	Features []string
 	// Extra, when set, renders more of the page below the lead.
 	Extra func(c *gin.Context) (template.HTML, error)
 }
@@ -27,8 +24,6 @@ type Landing struct {
 var landingBody = template.Must(template.New("landing").Parse(`<h1>{{.Display}}</h1>
 <p class="lead">{{.Lead}}</p>
 {{.Extra}}
-{{if .Features}}<h2>What this server does</h2>
-<ul>{{range .Features}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <h2>Server</h2>
 <table>
 <tr><th>Version</th><td>{{.Version}}</td></tr>
@@ -57,7 +52,7 @@ func (b *Base) serveLanding(l Landing) {
 			database += ", migration " + strconv.Itoa(v)
 		}
 		body, err := ui.Fragment(landingBody, map[string]any{
-			"Display": "Atrium " + b.Display, "Lead": l.Lead, "Features": l.Features, "Extra": extra,
+			"Display": "Atrium " + b.Display, "Lead": l.Lead, "Extra": extra,
 			"Version": buildinfo.String(), "URL": b.URL(), "Database": database, "DataDir": b.DataDir,
 		})
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -115,6 +116,13 @@ func Open(ctx context.Context, cfg config.Config, p Product, opts Options) (_ *B
 	b.Files, err = storage.New(storage.Config{Root: filepath.Join(b.DataDir, "files")})
 	if err != nil {
 		return nil, fmt.Errorf("%s files: %w", p.Name, err)
+	}
+	// Uploads a crash cut short are left in the store's temp area; an
+	// hour is far longer than any live upload stalls.
+	if n, err := b.Files.Sweep(time.Hour); err != nil {
+		log.Warn("sweeping abandoned uploads", "err", err)
+	} else if n > 0 {
+		log.Info("removed abandoned uploads", "files", n)
 	}
 	migrations, err := fs.Sub(p.Embedded, "migrations")
 	if err != nil {

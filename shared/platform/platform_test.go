@@ -5,9 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/platform"
@@ -95,5 +98,31 @@ func TestOpenFailureLeavesNothingRunning(t *testing.T) {
 func TestUnknownProduct(t *testing.T) {
 	if _, err := platform.Open(context.Background(), testConfig(t), platform.Product{Name: "rstudio"}, platform.Options{}); err == nil {
 		t.Fatal("opened an unknown product")
+	}
+}
+
+// TestOpenSweepsAbandonedUploads: temp files a crash left behind are
+// removed at start, recent ones (a live upload) are kept.
+func TestOpenSweepsAbandonedUploads(t *testing.T) {
+	cfg := testConfig(t)
+	tmp := filepath.Join(cfg.Shared.DataDir, "connect", "files", ".tmp")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	old, fresh := filepath.Join(tmp, "old"), filepath.Join(tmp, "fresh")
+	os.WriteFile(old, []byte("x"), 0o600)
+	os.WriteFile(fresh, []byte("x"), 0o600)
+	past := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(old, past, past)
+	b, err := platform.Open(context.Background(), cfg, platform.Product{Name: config.Connect, Embedded: fstest.MapFS{"migrations/README.md": {}}}, platform.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("abandoned upload still there: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a live upload was removed: %v", err)
 	}
 }
