@@ -11,9 +11,12 @@ shift
 cache=${ATRIUM_CACHE:-$HOME/.cache/atrium}
 venv=$cache/$name
 spec="$*"
+mkdir -p "$cache"
+# Test packages run in parallel processes: one builds, the others wait.
+exec 9>"$venv.lock"
+flock 9
 if [ "$(cat "$venv/.atrium-spec" 2>/dev/null)" != "$spec" ]; then
 	echo "venv.sh: creating $venv ($spec)" >&2
-	mkdir -p "$cache"
 	rm -rf "$venv"
 	python3 -m venv "$venv" >&2
 	"$venv/bin/python" -m pip install -q --upgrade pip >&2

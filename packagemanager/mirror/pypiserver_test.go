@@ -14,8 +14,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,47 +36,15 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// pypiserverVenv returns a venv with pypiserver and setuptools, created
-// once in the user cache dir (outside the repository) and reused. A lock
-// file serializes concurrent test processes.
+// pypiserverVenv returns a venv with pypiserver and setuptools, made by
+// scripts/venv.sh in the cache outside the repository and reused.
 func pypiserverVenv(t *testing.T) string {
 	t.Helper()
-	cache, err := os.UserCacheDir()
+	out, err := exec.Command("../../scripts/venv.sh", "pypiserver-test", "pypiserver=="+pypiserverVersion, "setuptools>=70.1").Output()
 	if err != nil {
-		skipOrFail(t, "no cache dir: %v", err)
+		skipOrFail(t, "cannot install pypiserver: %v", err)
 	}
-	dir := filepath.Join(cache, "atrium-test", "pypiserver-"+pypiserverVersion)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	lock, err := os.OpenFile(dir+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
-
-	done := filepath.Join(dir, ".atrium-ready")
-	if _, err := os.Stat(done); err == nil {
-		return dir
-	}
-	os.RemoveAll(dir) // a half-made venv from an interrupted run
-	steps := [][]string{
-		{"python3", "-m", "venv", dir},
-		{filepath.Join(dir, "bin", "python"), "-m", "pip", "install", "--quiet", "pypiserver==" + pypiserverVersion, "setuptools>=70.1"},
-	}
-	for _, s := range steps {
-		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
-			skipOrFail(t, "cannot install pypiserver (%v): %v\n%s", s, err, out)
-		}
-	}
-	if err := os.WriteFile(done, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return strings.TrimSpace(string(out))
 }
 
 // buildWheel builds testdata/projects/<name> into dist with pip, from a
