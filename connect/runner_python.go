@@ -20,6 +20,11 @@ import (
 //go:embed runner_wsgi.py
 var wsgiRunner string
 
+// gradioRunner is runner_gradio.py, run with python -c.
+//
+//go:embed runner_gradio.py
+var gradioRunner string
+
 // runSpec is what a runner needs to know to start one bundle.
 type runSpec struct {
 	entry  bundle.Entrypoint // resolved: File is set
@@ -126,6 +131,57 @@ var pyRunners = map[bundle.AppMode]pyRunner{
 			return []string{"-m", "bokeh", "serve", r.entry.File,
 				"--port", strconv.Itoa(r.port), "--address", "127.0.0.1",
 				"--prefix", r.base(), "--allow-websocket-origin=*", "--use-xheaders"}
+		},
+	},
+	// panel serve is bokeh serve with Panel's extensions: the same
+	// prefix, redirect to the app named after the file (a .py or a
+	// notebook), websocket and forwarded-header handling as Bokeh.
+	bundle.ModePanel: {
+		server:   "panel serve",
+		requires: "panel",
+		args: func(r runSpec) []string {
+			return []string{"-m", "panel", "serve", r.entry.File,
+				"--port", strconv.Itoa(r.port), "--address", "127.0.0.1",
+				"--prefix", r.base(), "--allow-websocket-origin=*", "--use-xheaders"}
+		},
+	},
+	// Gradio routes at / and builds its URLs from the root path (and the
+	// X-Forwarded-Host the proxy sets), so the proxy strips the prefix.
+	// runner_gradio.py runs the app file as its author does and forces
+	// the address, port and root path on whatever launch() it calls; the
+	// GRADIO_* variables say the same to code that reads them. Analytics
+	// are off: content has no business calling out on every start.
+	bundle.ModeGradio: {
+		server:   "gradio",
+		requires: "gradio",
+		strip:    true,
+		args: func(r runSpec) []string {
+			return []string{"-c", gradioRunner, r.entry.File, r.entry.Object, strconv.Itoa(r.port), r.base()}
+		},
+		env: func(r runSpec) []string {
+			return []string{"GRADIO_SERVER_NAME=127.0.0.1", "GRADIO_SERVER_PORT=" + strconv.Itoa(r.port),
+				"GRADIO_ROOT_PATH=" + r.base(), "GRADIO_ANALYTICS_ENABLED=False"}
+		},
+	},
+	// Voilà serves the notebook (or, for a multi-notebook bundle with no
+	// entrypoint, the directory's notebooks) under --base_url, and each
+	// page's kernel through a websocket under the same prefix. Its
+	// websockets keep Jupyter's own check that Origin matches Host (the
+	// proxy keeps the browser's Host): a kernel is a live Python process
+	// of the content, so another site must not open one with the
+	// viewer's cookies. Connect supplies ipykernel, the notebook's
+	// kernel, which publishers rarely list; voila itself they must.
+	bundle.ModeVoila: {
+		server:   "voila",
+		extra:    []string{"ipykernel"},
+		requires: "voila",
+		args: func(r runSpec) []string {
+			args := []string{"-m", "voila"}
+			if r.entry.File != "" {
+				args = append(args, r.entry.File)
+			}
+			return append(args, "--no-browser", "--port="+strconv.Itoa(r.port),
+				"--Voila.ip=127.0.0.1", "--base_url="+r.prefix)
 		},
 	},
 	// Shiny apps are ASGI apps with a websocket, run like FastAPI.

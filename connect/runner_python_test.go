@@ -40,9 +40,22 @@ func TestRunnerCommands(t *testing.T) {
 			[]string{"-m", "bokeh", "serve", "my-app.py", "--port", "8000", "--address", "127.0.0.1", "--prefix", "/content/g1/_bundle3"}, nil, false, nil, "bokeh"},
 		{bundle.ModePythonShiny, bundle.Entrypoint{Module: "shiny.express.app", Object: "app_2e_py", File: "app.py"},
 			[]string{"-m", "uvicorn", "shiny.express.app:app_2e_py", "--host", "127.0.0.1", "--port", "8000", "--root-path", "/content/g1/_bundle3"}, nil, true, []string{"uvicorn"}, "shiny"},
+		{bundle.ModePanel, bundle.Entrypoint{Module: "app", File: "app.py"},
+			[]string{"-m", "panel", "serve", "app.py", "--port", "8000", "--address", "127.0.0.1", "--prefix", "/content/g1/_bundle3", "--allow-websocket-origin=*"}, nil, false, nil, "panel"},
+		{bundle.ModePanel, bundle.Entrypoint{File: "dashboard.ipynb"},
+			[]string{"-m", "panel", "serve", "dashboard.ipynb", "--port", "8000"}, nil, false, nil, "panel"},
+		{bundle.ModeGradio, bundle.Entrypoint{Module: "app", Object: "demo", File: "app.py"},
+			[]string{gradioRunner, "app.py", "demo", "8000", "/content/g1/_bundle3"},
+			[]string{"GRADIO_SERVER_NAME=127.0.0.1", "GRADIO_SERVER_PORT=8000", "GRADIO_ROOT_PATH=/content/g1/_bundle3", "GRADIO_ANALYTICS_ENABLED=False"},
+			true, nil, "gradio"},
+		{bundle.ModeVoila, bundle.Entrypoint{File: "notebooks/hello.ipynb"},
+			[]string{"-m", "voila", "notebooks/hello.ipynb", "--no-browser", "--port=8000", "--Voila.ip=127.0.0.1", "--base_url=" + prefix}, nil, false, []string{"ipykernel"}, "voila"},
+		// A multi-notebook bundle: Voilà serves the directory.
+		{bundle.ModeVoila, bundle.Entrypoint{},
+			[]string{"-m", "voila", "--no-browser", "--port=8000", "--Voila.ip=127.0.0.1", "--base_url=" + prefix}, nil, false, []string{"ipykernel"}, "voila"},
 	}
 	for _, tt := range tests {
-		t.Run(string(tt.mode), func(t *testing.T) {
+		t.Run(string(tt.mode)+"/"+entryName(tt.entry), func(t *testing.T) {
 			rn, ok := pyRunners[tt.mode]
 			if !ok {
 				t.Fatalf("no runner for %s", tt.mode)
@@ -79,13 +92,13 @@ func containsRun(s, run []string) bool {
 // a message naming it and what can run, before anything is built.
 func TestUnrunnableModeFails(t *testing.T) {
 	m := bundle.Manifest{}
-	m.Metadata.AppMode = bundle.ModeVoila
-	_, err := (&runtime{}).start(context.Background(), "g1", Bundle{ID: 1}, m, t.TempDir(), false, nil, func(string, ...any) {})
+	m.Metadata.AppMode = bundle.ModeTensorFlow
+	_, err := (&runtime{}).start(context.Background(), Content{GUID: "g1"}, Bundle{ID: 1}, m, t.TempDir(), false, nil, func(string, ...any) {})
 	var tf *taskFailure
 	if !errors.As(err, &tf) {
 		t.Fatalf("err %v, want a task failure", err)
 	}
-	for _, want := range []string{"jupyter-voila cannot be run", "python-api", "python-streamlit", "static"} {
+	for _, want := range []string{"tensorflow-saved-model cannot be run", "python-api", "python-streamlit", "python-gradio", "python-panel", "jupyter-voila", "static"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not mention %q", err, want)
 		}
@@ -227,4 +240,128 @@ func TestExtraPackages(t *testing.T) {
 	if got := extraPackages(bundle.ModeStreamlit); len(got) != 0 {
 		t.Errorf("streamlit extra %q", got)
 	}
+}
+
+// fakeGradio stands in for gradio: Blocks.launch prints which app it
+// launched with which settings, so the test needs no packages beyond
+// python3. Its launch has the parameters the runner forces and one it
+// must pass through (auth).
+const fakeGradio = `
+import json
+import os
+
+class Blocks:
+    def __init__(self, name):
+        self.name = name
+    def launch(self, inline=None, inbrowser=False, share=None, auth=None, server_name=None,
+               server_port=None, prevent_thread_lock=False, root_path=None, ssr_mode=None):
+        print(json.dumps({"app": self.name, "inbrowser": inbrowser, "share": share, "auth": auth,
+                          "server_name": server_name, "server_port": server_port,
+                          "prevent_thread_lock": prevent_thread_lock, "root_path": root_path,
+                          "ssr_mode": ssr_mode, "temp_dir": os.environ.get("GRADIO_TEMP_DIR")}))
+
+class Interface(Blocks):
+    pass
+`
+
+// TestGradioRunnerLaunches runs runner_gradio.py with python3 on sample
+// apps: whatever launch() the app calls (with its own port, a share
+// link, under a __main__ guard) serves on Connect's address, port and
+// root path; an app that does not launch is found by name and launched;
+// and the ambiguous cases fail saying why.
+func TestGradioRunnerLaunches(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3")
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"gradio/__init__.py": fakeGradio,
+		"launches.py":        "import gradio as gr\ndemo = gr.Blocks('launches')\ndemo.launch(server_name='0.0.0.0', server_port=7860, share=True, auth=('u', 'p'))\n",
+		"positional.py":      "import gradio as gr\ngr.Blocks('positional').launch(False, True, True)\n",
+		"guarded.py":         "import gradio as gr\ndemo = gr.Interface('guarded')\nif __name__ == '__main__':\n    demo.launch()\n",
+		"nolaunch.py":        "import gradio as gr\napp = gr.Interface('app')\n",
+		"named.py":           "import gradio as gr\ndemo = gr.Blocks('demo')\nui = gr.Blocks('ui')\n",
+		"onlyone.py":         "import gradio as gr\npage = gr.Blocks('page')\n",
+		"twolaunches.py":     "import gradio as gr\ngr.Blocks('a').launch()\ngr.Blocks('b').launch()\n",
+		"two.py":             "import gradio as gr\na = gr.Blocks('a')\nb = gr.Blocks('b')\n",
+		"none.py":            "x = 1\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rn := pyRunners[bundle.ModeGradio]
+	run := func(file, object string) (string, error) {
+		rs := runSpec{entry: bundle.Entrypoint{File: file, Object: object}, mode: bundle.ModeGradio, prefix: "/content/g/", port: 8123}
+		cmd := exec.Command(py, rn.args(rs)...)
+		cmd.Dir = dir
+		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1"}, rn.env(rs)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	type launched struct {
+		App               string `json:"app"`
+		Inbrowser         bool   `json:"inbrowser"`
+		Share             *bool  `json:"share"`
+		Auth              any    `json:"auth"`
+		ServerName        string `json:"server_name"`
+		ServerPort        int    `json:"server_port"`
+		PreventThreadLock bool   `json:"prevent_thread_lock"`
+		RootPath          string `json:"root_path"`
+		SSRMode           *bool  `json:"ssr_mode"`
+		TempDir           string `json:"temp_dir"`
+	}
+	for _, tt := range []struct {
+		file, object, app string
+		auth              any
+	}{
+		{"launches.py", "", "launches", []any{"u", "p"}},
+		{"positional.py", "", "positional", nil},
+		{"guarded.py", "", "guarded", nil},
+		{"nolaunch.py", "", "app", nil},
+		{"named.py", "ui", "ui", nil},
+		{"named.py", "", "demo", nil},
+		{"onlyone.py", "", "page", nil},
+	} {
+		out, err := run(tt.file, tt.object)
+		var got launched
+		if err != nil || json.Unmarshal([]byte(out), &got) != nil {
+			t.Errorf("%s:%s: %v\n%s", tt.file, tt.object, err, out)
+			continue
+		}
+		if got.App != tt.app || got.ServerName != "127.0.0.1" || got.ServerPort != 8123 || got.RootPath != "/content/g" ||
+			got.Share == nil || *got.Share || got.Inbrowser || got.PreventThreadLock || got.SSRMode == nil || *got.SSRMode ||
+			got.TempDir != filepath.Join(dir, ".gradio-tmp") {
+			t.Errorf("%s:%s launched %+v", tt.file, tt.object, got)
+		}
+		if gotAuth, _ := json.Marshal(got.Auth); string(gotAuth) != mustJSON(t, tt.auth) {
+			t.Errorf("%s:%s auth %s, want %s", tt.file, tt.object, gotAuth, mustJSON(t, tt.auth))
+		}
+	}
+	for _, tt := range []struct{ file, object, want string }{
+		{"two.py", "", "two.py does not launch a Gradio app and has no Blocks named demo or app"},
+		{"named.py", "missing", "named.py does not launch a Gradio app and has no Blocks named missing"},
+		{"none.py", "", "none.py does not launch a Gradio app"},
+		{"twolaunches.py", "", "the app launches a second Gradio app"},
+	} {
+		out, err := run(tt.file, tt.object)
+		if err == nil || !strings.Contains(out, tt.want) {
+			t.Errorf("%s:%s: %v, output %q, want a failure saying %q", tt.file, tt.object, err, out, tt.want)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

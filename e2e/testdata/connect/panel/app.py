@@ -1,0 +1,3 @@
+import panel as pn
+
+pn.panel("# Hello from Panel").servable(title="Hello from Panel")
