@@ -112,6 +112,7 @@ func (s *Server) routes() {
 	api.DELETE("/v1/content/:guid/vanity", s.deleteVanity)
 	api.GET("/v1/vanities", s.listVanities)
 	api.GET("/v1/tasks/:id", s.getTask)
+	s.sdkRoutes(api)
 
 	// serveContent decides who may see each item (its permissions and
 	// access type), so the routes do not require a sign-in themselves.

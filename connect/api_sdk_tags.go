@@ -266,7 +266,9 @@ func (s *Server) listContentTags(c *gin.Context) {
 	c.JSON(http.StatusOK, tagsJSON(list))
 }
 
-// addContentTag is POST {tag_id}; it answers with the tag.
+// addContentTag is POST {tag_id}; it answers with the tag. The tags above
+// it (but the category) come with it; a category itself cannot be put on
+// content, as in Posit Connect.
 func (s *Server) addContentTag(c *gin.Context) {
 	ct, _, ok := s.visible(c)
 	if !ok {
@@ -292,27 +294,32 @@ func (s *Server) addContentTag(c *gin.Context) {
 		c.Error(httpx.Internal(err))
 		return
 	}
-	if err := s.st.addContentTag(ctx, ct.GUID, t.ID); err != nil {
+	if t.ParentID == 0 {
+		c.Error(badRequest("tag %q is a category (it has no parent): content takes the tags below a category", t.Name))
+		return
+	}
+	if err := s.st.addContentTag(ctx, ct.GUID, t.ID); errors.Is(err, errNotFound) {
+		c.Error(notFound("tag"))
+		return
+	} else if err != nil {
 		c.Error(httpx.Internal(err))
 		return
 	}
 	c.JSON(http.StatusOK, tagJSON(t))
 }
 
+// removeContentTag is DELETE {tag id}: the tag and the tags below it come
+// off the content; 404 only for a tag that does not exist.
 func (s *Server) removeContentTag(c *gin.Context) {
 	ct, _, ok := s.visible(c)
 	if !ok {
 		return
 	}
-	id, ok := parseBundleID(c.Param("id"))
+	t, ok := s.loadTag(c, "id")
 	if !ok {
-		c.Error(notFound("tag"))
 		return
 	}
-	if err := s.st.removeContentTag(c.Request.Context(), ct.GUID, id); errors.Is(err, errNotFound) {
-		c.Error(notFound("tag"))
-		return
-	} else if err != nil {
+	if err := s.st.removeContentTag(c.Request.Context(), ct.GUID, t.ID); err != nil {
 		c.Error(httpx.Internal(err))
 		return
 	}

@@ -300,3 +300,118 @@ func (s *Server) removeGroupMember(c *gin.Context) {
 	}
 	c.Status(http.StatusNoContent)
 }
+
+// createUserBody is POST /v1/users as posit-sdk's users.create sends it.
+type createUserBody struct {
+	Username            string `json:"username"`
+	Password            string `json:"password"`
+	UserMustSetPassword bool   `json:"user_must_set_password"`
+	Email               string `json:"email"`
+	FirstName           string `json:"first_name"`
+	LastName            string `json:"last_name"`
+	UserRole            string `json:"user_role"`
+	UniqueID            string `json:"unique_id"`
+}
+
+// userRole maps Connect's role names to the directory's.
+func userRole(r string) (accounts.Role, bool) {
+	switch strings.ToLower(strings.TrimSpace(r)) {
+	case "":
+		return accounts.RoleViewer, true // Connect's default role
+	case "administrator", "admin":
+		return accounts.RoleAdmin, true
+	case "publisher":
+		return accounts.RolePublisher, true
+	case "viewer":
+		return accounts.RoleViewer, true
+	}
+	return "", false
+}
+
+// accountsError turns the directory's refusals into Connect's error shape.
+func accountsError(err error) *httpx.Error {
+	switch {
+	case errors.Is(err, accounts.ErrInvalid):
+		return badRequest("%s", strings.TrimPrefix(err.Error(), accounts.ErrInvalid.Error()+": "))
+	case errors.Is(err, accounts.ErrExists):
+		return apiError(http.StatusConflict, codeConflict, "%v", err)
+	case errors.Is(err, accounts.ErrNotFound):
+		return notFound("user")
+	}
+	return httpx.Internal(err)
+}
+
+// createUser is POST /v1/users: an admin adds a user to the suite's
+// directory, as Posit Connect does with password authentication. The user
+// signs in to every product with the password given here; without one they
+// can use only API keys. user_must_set_password is refused: Connect then
+// asks the user for a password at their first sign-in, which the suite's
+// provider has no step for.
+func (s *Server) createUser(c *gin.Context) {
+	if !requireAdmin(c, "creating users") {
+		return
+	}
+	var body createUserBody
+	if !bindJSON(c, &body) {
+		return
+	}
+	if body.UniqueID != "" {
+		c.Error(badRequest("unique_id applies to external authentication providers; users created here are local to the suite's directory"))
+		return
+	}
+	if body.UserMustSetPassword {
+		c.Error(badRequest("user_must_set_password is not supported: give the user a password"))
+		return
+	}
+	role, ok := userRole(body.UserRole)
+	if !ok {
+		c.Error(badRequest("user_role %q is not one of administrator, publisher, viewer", body.UserRole))
+		return
+	}
+	if err := accounts.ValidUsername(body.Username); err != nil {
+		c.Error(accountsError(err))
+		return
+	}
+	name := strings.TrimSpace(strings.TrimSpace(body.FirstName) + " " + strings.TrimSpace(body.LastName))
+	au, err := s.Accounts.AddUser(c.Request.Context(), accounts.NewUser{
+		Username: body.Username, Name: name, Email: body.Email, Password: body.Password, Role: role,
+	})
+	if err != nil {
+		c.Error(accountsError(err))
+		return
+	}
+	c.JSON(http.StatusOK, accountUserJSON(au))
+}
+
+// lockUser is POST /v1/users/{guid}/lock {locked}: an admin locks or
+// unlocks a user. Locking ends the user's sign-ins and stops their API
+// keys in every product at once (shared/accounts). posit-sdk refuses to
+// lock the caller's own account unless asked to force it, so the server
+// allows it, as Posit Connect does.
+func (s *Server) lockUser(c *gin.Context) {
+	if !requireAdmin(c, "locking users") {
+		return
+	}
+	var body struct {
+		Locked *bool `json:"locked"`
+	}
+	if !bindJSON(c, &body) {
+		return
+	}
+	if body.Locked == nil {
+		c.Error(badRequest("the body must say {\"locked\": true} or {\"locked\": false}"))
+		return
+	}
+	ctx := c.Request.Context()
+	au, err := s.Accounts.User(ctx, c.Param("guid"))
+	if err != nil {
+		c.Error(accountsError(err))
+		return
+	}
+	if err := s.Accounts.SetLocked(ctx, au.Username, *body.Locked); err != nil {
+		c.Error(accountsError(err))
+		return
+	}
+	au.Locked = *body.Locked
+	c.JSON(http.StatusOK, accountUserJSON(au))
+}

@@ -906,3 +906,176 @@ func TestTagsAndVanity(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateAndLockUsers is posit-sdk's users.create, user.lock and
+// user.unlock: admins add users to the suite's directory and lock them.
+func TestCreateAndLockUsers(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, ts testServer) {
+		ctx := context.Background()
+		aron := map[string]any{
+			"username": "aron", "email": "aron@example.com", "password": "s3cur3p@ssword",
+			"first_name": "Aron", "last_name": "Smith", "user_role": "publisher",
+		}
+		for _, key := range []string{ts.pub, ts.viewer} {
+			var e apiErr
+			st := ts.call(t, "POST", "/__api__/v1/users", key, jsonBody(aron), &e)
+			wantErr(t, "non-admin creates a user", st, 403, e, 6, "admin")
+		}
+		var u map[string]any
+		if st := ts.call(t, "POST", "/__api__/v1/users", ts.admin, jsonBody(aron), &u); st != 200 ||
+			u["username"] != "aron" || u["email"] != "aron@example.com" || u["first_name"] != "Aron" ||
+			u["last_name"] != "Smith" || u["user_role"] != "publisher" || u["locked"] != false || u["guid"] == "" {
+			t.Fatalf("create user: %d %v", st, u)
+		}
+		guid := u["guid"].(string)
+		// The same record comes back from the list, and the password signs in.
+		if p := ts.getPage(t, "/__api__/v1/users?prefix=aron", ts.viewer); p.Total != 1 || fmt.Sprint(p.Results[0]) != fmt.Sprint(u) {
+			t.Errorf("users?prefix=aron: %+v, want %v", p, u)
+		}
+		if _, err := ts.srv.Accounts.CheckPassword(ctx, "aron", "s3cur3p@ssword"); err != nil {
+			t.Errorf("the new user's password: %v", err)
+		}
+		var plain map[string]any
+		if st := ts.call(t, "POST", "/__api__/v1/users", ts.admin, jsonBody(map[string]any{"username": "plain"}), &plain); st != 200 || plain["user_role"] != "viewer" {
+			t.Errorf("a user without a role is a viewer: %d %v", st, plain)
+		}
+
+		for _, tc := range []struct {
+			what   string
+			body   map[string]any
+			status int
+			msg    string
+		}{
+			{"taken username", map[string]any{"username": "aron"}, 409, "aron"},
+			{"bad username", map[string]any{"username": "Aron Smith"}, 400, "username"},
+			{"short password", map[string]any{"username": "bill", "password": "short"}, 400, "password"},
+			{"unknown role", map[string]any{"username": "bill", "user_role": "king"}, 400, "king"},
+			{"password set later", map[string]any{"username": "bill", "user_must_set_password": true}, 400, "user_must_set_password"},
+			{"external id", map[string]any{"username": "bill", "unique_id": "x"}, 400, "unique_id"},
+		} {
+			var e apiErr
+			st := ts.call(t, "POST", "/__api__/v1/users", ts.admin, jsonBody(tc.body), &e)
+			wantErr(t, tc.what, st, tc.status, e, map[int]int{400: 3, 409: 8}[tc.status], tc.msg)
+		}
+
+		// Locking stops the user's API keys at once; unlocking restores them.
+		key, _, err := ts.srv.Accounts.CreateAPIKey(ctx, guid, "test", config.Connect, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lock := func(k string, locked any) (int, map[string]json.RawMessage) {
+			var out map[string]json.RawMessage
+			return ts.call(t, "POST", "/__api__/v1/users/"+guid+"/lock", k, jsonBody(map[string]any{"locked": locked}), &out), out
+		}
+		st, e := lock(ts.pub, true)
+		wantErr(t, "publisher locks a user", st, 403, e, 6, "admin")
+		if st, out := lock(ts.admin, true); st != 200 || string(out["locked"]) != "true" {
+			t.Errorf("lock: %d %s", st, out)
+		}
+		if p := ts.getPage(t, "/__api__/v1/users?account_status=locked", ts.admin); usernames(p) != "aron" {
+			t.Errorf("locked users: %q", usernames(p))
+		}
+		if st := ts.call(t, "GET", "/__api__/v1/user", key, nil, nil); st != 401 {
+			t.Errorf("a locked user's key: %d, want 401", st)
+		}
+		if st, out := lock(ts.admin, false); st != 200 || string(out["locked"]) != "false" {
+			t.Errorf("unlock: %d %s", st, out)
+		}
+		if st := ts.call(t, "GET", "/__api__/v1/user", key, nil, nil); st != 200 {
+			t.Errorf("the key after unlocking: %d", st)
+		}
+		st, e = lock(ts.admin, nil)
+		wantErr(t, "no locked field", st, 400, e, 3, "locked")
+		var nf apiErr
+		st = ts.call(t, "POST", "/__api__/v1/users/no-such-user/lock", ts.admin, jsonBody(map[string]any{"locked": true}), &nf)
+		wantErr(t, "unknown user", st, 404, nf, 4, "not found")
+	})
+}
+
+// TestContentTagTree: putting a tag on content puts the tags above it
+// there too (but not the category at the top), so a tag's content includes
+// its subtags' content; taking a tag off takes the tags below it off.
+func TestContentTagTree(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, ts testServer) {
+		mk := func(name string, parent *tag) tag {
+			t.Helper()
+			body := map[string]any{"name": name}
+			if parent != nil {
+				body["parent_id"] = parent.ID
+			}
+			var tg tag
+			if st := ts.call(t, "POST", "/__api__/v1/tags", ts.admin, jsonBody(body), &tg); st != 200 {
+				t.Fatalf("create tag %s: %d", name, st)
+			}
+			return tg
+		}
+		root := mk("root", nil)
+		a := mk("a", &root)
+		b := mk("b", &root)
+		c := mk("c", &a)
+		d := mk("d", &c)
+		names := map[string]string{root.ID: "root", a.ID: "a", b.ID: "b", c.ID: "c", d.ID: "d"}
+		guid := ts.newContent(t, ts.pub, "tree")
+		other := ts.newContent(t, ts.pub, "tree-other")
+		contentTags := func(guid string) string {
+			t.Helper()
+			var list []tag
+			ts.call(t, "GET", "/__api__/v1/content/"+guid+"/tags", ts.pub, nil, &list)
+			var n []string
+			for _, tg := range list {
+				n = append(n, names[tg.ID])
+			}
+			return strings.Join(n, ",")
+		}
+		tagged := func(tg tag) int {
+			t.Helper()
+			var list []content
+			ts.call(t, "GET", "/__api__/v1/tags/"+tg.ID+"/content", ts.pub, nil, &list)
+			return len(list)
+		}
+		step := func(method, guid string, tg tag) {
+			t.Helper()
+			path := "/__api__/v1/content/" + guid + "/tags"
+			var body io.Reader
+			if method == "POST" {
+				body = jsonBody(map[string]any{"tag_id": tg.ID})
+			} else {
+				path += "/" + tg.ID
+			}
+			if st := ts.call(t, method, path, ts.pub, body, nil); st != map[string]int{"POST": 200, "DELETE": 204}[method] {
+				t.Fatalf("%s %s: %d", method, path, st)
+			}
+		}
+
+		step("POST", guid, d)
+		step("POST", guid, b)
+		step("POST", other, c)
+		if got := contentTags(guid); got != "a,b,c,d" {
+			t.Errorf("tags after adding d and b: %q, want a,b,c,d", got)
+		}
+		if got := contentTags(other); got != "a,c" {
+			t.Errorf("tags after adding c: %q, want a,c", got)
+		}
+		for tg, want := range map[tag]int{root: 0, a: 2, b: 1, c: 2, d: 1} {
+			if got := tagged(tg); got != want {
+				t.Errorf("content tagged %s: %d, want %d", names[tg.ID], got, want)
+			}
+		}
+		var e apiErr
+		st := ts.call(t, "POST", "/__api__/v1/content/"+guid+"/tags", ts.pub, jsonBody(map[string]any{"tag_id": root.ID}), &e)
+		wantErr(t, "a category on content", st, 400, e, 3, "category")
+
+		step("DELETE", guid, c) // and d below it
+		if got := contentTags(guid); got != "a,b" {
+			t.Errorf("tags after removing c: %q, want a,b", got)
+		}
+		step("DELETE", guid, root) // everything; root itself was never there
+		step("DELETE", other, root)
+		if got := contentTags(guid) + contentTags(other); got != "" {
+			t.Errorf("tags after removing the tree: %q", got)
+		}
+		e = nil
+		st = ts.call(t, "DELETE", "/__api__/v1/content/"+guid+"/tags/999999", ts.pub, nil, &e)
+		wantErr(t, "unknown tag", st, 404, e, 4, "not found")
+	})
+}

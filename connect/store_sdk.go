@@ -572,20 +572,46 @@ func (s *store) contentTags(ctx context.Context, guid string) ([]Tag, error) {
 	return collectTags(s.db.QueryContext(ctx, `SELECT `+tagCols+` FROM tags WHERE id IN (SELECT tag_id FROM content_tags WHERE content_guid = ?) ORDER BY id`, guid))
 }
 
+// addContentTag tags the content with the tag and with every tag above it
+// except the category at the top, as Posit Connect does (posit-sdk's
+// ContentItemTags.add), so that a tag's content includes the content of
+// the tags below it.
 func (s *store) addContentTag(ctx context.Context, guid string, tagID int64) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO content_tags (content_guid, tag_id) VALUES (?, ?) ON CONFLICT (content_guid, tag_id) DO NOTHING`, guid, tagID)
-	return err
+	return s.db.InTx(ctx, func(tx *db.Tx) error {
+		for id := tagID; ; {
+			var parent int64
+			if err := tx.QueryRowContext(ctx, `SELECT parent_id FROM tags WHERE id = ?`, id).Scan(&parent); errors.Is(err, sql.ErrNoRows) {
+				return errNotFound
+			} else if err != nil {
+				return fmt.Errorf("add content tag: %w", err)
+			}
+			if parent == 0 {
+				return nil // a category is never a content tag
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO content_tags (content_guid, tag_id) VALUES (?, ?) ON CONFLICT (content_guid, tag_id) DO NOTHING`, guid, id); err != nil {
+				return fmt.Errorf("add content tag: %w", err)
+			}
+			id = parent
+		}
+	})
 }
 
+// removeContentTag takes the tag and every tag below it off the content
+// (the tags below mean the tag, so they cannot stay without it). It is not
+// an error if the content had none of them.
 func (s *store) removeContentTag(ctx context.Context, guid string, tagID int64) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM content_tags WHERE content_guid = ? AND tag_id = ?`, guid, tagID)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errNotFound
-	}
-	return nil
+	return s.db.InTx(ctx, func(tx *db.Tx) error {
+		ids, err := tagDescendants(ctx, tx, tagID)
+		if err != nil {
+			return fmt.Errorf("remove content tag: %w", err)
+		}
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM content_tags WHERE content_guid = ? AND tag_id = ?`, guid, id); err != nil {
+				return fmt.Errorf("remove content tag: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // taggedContent lists the content items carrying the tag.
