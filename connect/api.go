@@ -114,6 +114,12 @@ func (s *Server) routes() {
 	api.GET("/v1/tasks/:id", s.getTask)
 	s.sdkRoutes(api)
 
+	api.GET("/v1/content/:guid/jobs", s.listJobs)
+	api.GET("/v1/content/:guid/jobs/:key", s.getJob)
+	api.DELETE("/v1/content/:guid/jobs/:key", s.killJob)
+	api.GET("/v1/content/:guid/jobs/:key/log", s.getJobLog)
+	api.GET("/v1/content/:guid/jobs/:key/download", s.downloadJobLog)
+
 	// serveContent decides who may see each item (its permissions and
 	// access type), so the routes do not require a sign-in themselves.
 	e.Any("/content/:guid", s.serveContent)

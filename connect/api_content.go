@@ -55,6 +55,13 @@ func (s *Server) contentJSON(c Content, viewer auth.User) gin.H {
 		"content_url":         s.URL() + "/content/" + c.GUID + "/",
 		"dashboard_url":       s.URL() + "/connect/#/apps/" + c.GUID,
 		"app_role":            role,
+		// The scheduler's settings: null means the server's default.
+		"min_processes":         nullable(c.Sched.MinProcesses),
+		"max_processes":         nullable(c.Sched.MaxProcesses),
+		"max_conns_per_process": nullable(c.Sched.MaxConnsPerProcess),
+		"load_factor":           nullable(c.Sched.LoadFactor),
+		"idle_timeout":          nullable(c.Sched.IdleTimeout),
+		"init_timeout":          nullable(c.Sched.InitTimeout),
 	}
 }
 
@@ -151,6 +158,68 @@ type contentPatch struct {
 	Title       *string `json:"title"`
 	Description *string `json:"description"`
 	AccessType  *string `json:"access_type"`
+
+	// Scheduler settings; null resets one to the server's default.
+	MinProcesses       optional[int64]   `json:"min_processes"`
+	MaxProcesses       optional[int64]   `json:"max_processes"`
+	MaxConnsPerProcess optional[int64]   `json:"max_conns_per_process"`
+	LoadFactor         optional[float64] `json:"load_factor"`
+	IdleTimeout        optional[int64]   `json:"idle_timeout"`
+	InitTimeout        optional[int64]   `json:"init_timeout"`
+}
+
+// optional is a JSON field that can be absent (keep), null (reset) or a
+// value.
+type optional[T any] struct {
+	set bool
+	v   *T
+}
+
+func (o *optional[T]) UnmarshalJSON(b []byte) error {
+	o.set = true
+	return json.Unmarshal(b, &o.v)
+}
+
+// apply sets *dst when the field was sent, after checking the value is in
+// [lo, hi].
+func (o optional[T]) apply(dst **T, name string, lo, hi T, less func(a, b T) bool) *httpx.Error {
+	if !o.set {
+		return nil
+	}
+	if o.v != nil && (less(*o.v, lo) || less(hi, *o.v)) {
+		return badRequest("%s must be between %v and %v, or null for the server's default", name, lo, hi)
+	}
+	*dst = o.v
+	return nil
+}
+
+func lessInt(a, b int64) bool     { return a < b }
+func lessFloat(a, b float64) bool { return a < b }
+
+// Bounds on the scheduler settings a content item may choose.
+const (
+	maxProcessesLimit = 64
+	maxConnsLimit     = 10000
+	maxTimeoutSeconds = 7 * 24 * 3600
+)
+
+func (p contentPatch) applySched(s *Sched) *httpx.Error {
+	for _, err := range []*httpx.Error{
+		p.MinProcesses.apply(&s.MinProcesses, "min_processes", 0, maxProcessesLimit, lessInt),
+		p.MaxProcesses.apply(&s.MaxProcesses, "max_processes", 1, maxProcessesLimit, lessInt),
+		p.MaxConnsPerProcess.apply(&s.MaxConnsPerProcess, "max_conns_per_process", 1, maxConnsLimit, lessInt),
+		p.LoadFactor.apply(&s.LoadFactor, "load_factor", 0, 1, lessFloat),
+		p.IdleTimeout.apply(&s.IdleTimeout, "idle_timeout", 1, maxTimeoutSeconds, lessInt),
+		p.InitTimeout.apply(&s.InitTimeout, "init_timeout", 1, 3600, lessInt),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if s.MinProcesses != nil && s.MaxProcesses != nil && *s.MinProcesses > *s.MaxProcesses {
+		return badRequest("min_processes (%d) must not be more than max_processes (%d)", *s.MinProcesses, *s.MaxProcesses)
+	}
+	return nil
 }
 
 func bindJSON(c *gin.Context, v any) bool {
@@ -186,7 +255,7 @@ func (p contentPatch) apply(ct *Content) *httpx.Error {
 			return badRequest("access_type must be one of all, logged_in, acl")
 		}
 	}
-	return nil
+	return p.applySched(&ct.Sched)
 }
 
 func (s *Server) createContent(c *gin.Context) {
@@ -256,6 +325,7 @@ func (s *Server) patchContent(c *gin.Context) {
 		c.Error(httpx.Internal(err))
 		return
 	}
+	s.rt.reschedule(ct)
 	c.JSON(http.StatusOK, s.contentJSON(ct, u))
 }
 

@@ -34,8 +34,12 @@ type Server struct {
 	stop  context.CancelFunc
 
 	// Under DATA_DIR/connect: extracted bundles (apps/{guid}/{bundle_id}),
-	// Python environments (envs/{key}) and uploads in progress (tmp).
-	appsDir, envsDir, tmpDir string
+	// Python environments (envs/{key}), uploads in progress (tmp) and the
+	// output of content processes (jobs/{key}.log).
+	appsDir, envsDir, tmpDir, jobsDir string
+	// hostname names this server in job records, so servers sharing a
+	// database know whose processes are whose.
+	hostname string
 	// packageIndex is the simple index environments install from: Package
 	// Manager's pypi repository.
 	packageIndex string
@@ -43,6 +47,8 @@ type Server struct {
 	pyMu     sync.Mutex
 	py       interpreter
 	envLocks map[string]*sync.Mutex
+
+	runAs runAs
 
 	// boot is Posit Connect's bootstrap switch (CONNECT_BOOTSTRAP_*).
 	boot bootstrapConfig
@@ -70,14 +76,20 @@ func New(ctx context.Context, cfg config.Config, opts platform.Options) (*Server
 		appsDir:      filepath.Join(base.DataDir, "apps"),
 		envsDir:      filepath.Join(base.DataDir, "envs"),
 		tmpDir:       filepath.Join(base.DataDir, "tmp"),
+		jobsDir:      filepath.Join(base.DataDir, "jobs"),
 		packageIndex: platform.PublicURL(cfg, config.PackageManager) + "/pypi/latest/simple/",
 		envLocks:     map[string]*sync.Mutex{},
 	}
-	for _, d := range []string{s.appsDir, s.envsDir, s.tmpDir} {
+	s.hostname, _ = os.Hostname()
+	for _, d := range []string{s.appsDir, s.envsDir, s.tmpDir, s.jobsDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			base.Close()
 			return nil, fmt.Errorf("connect: %w", err)
 		}
+	}
+	if err := s.st.finishHostJobs(ctx, s.hostname); err != nil {
+		base.Close()
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	if err := s.st.failUnfinished(ctx); err != nil {
 		base.Close()

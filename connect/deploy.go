@@ -81,7 +81,11 @@ func (s *Server) runDeploy(ctx context.Context, guid string, b Bundle, activate 
 	if err != nil {
 		return err
 	}
-	inst, err := s.rt.start(ctx, guid, b, m, dir, !activate, log, log.Printf)
+	ct, err := s.st.content(ctx, guid)
+	if err != nil {
+		return err
+	}
+	inst, err := s.rt.start(ctx, ct, b, m, dir, !activate, log, log.Printf)
 	if err != nil {
 		return err
 	}
@@ -91,7 +95,7 @@ func (s *Server) runDeploy(ctx context.Context, guid string, b Bundle, activate 
 		return nil
 	}
 	if err := s.st.activate(context.WithoutCancel(ctx), guid, b.ID, b.AppMode); err != nil {
-		inst.stop(s.Log)
+		inst.stop()
 		return fmt.Errorf("activate bundle: %w", err)
 	}
 	s.rt.install(guid, inst, false)

@@ -25,26 +25,53 @@ type interpreter struct {
 	version string // "3.11.7"
 }
 
-// python finds python3 on the server's PATH. Connect's bundles name the
-// publisher's Python version; this slice builds every environment with
-// the one interpreter the server has, and keys environments by its real
-// version so a new interpreter gets new environments.
+// python finds the interpreter environments are built with: the first
+// python3 on the server's PATH whose base interpreter the content user can
+// run (a python3 under root's home cannot serve content run unprivileged).
+// Connect's bundles name the publisher's Python version; this slice builds
+// every environment with that one interpreter and keys environments by
+// its real version, so a new interpreter gets new environments.
 func (s *Server) python(ctx context.Context) (interpreter, error) {
 	s.pyMu.Lock()
 	defer s.pyMu.Unlock()
 	if s.py.path != "" {
 		return s.py, nil
 	}
-	path, err := exec.LookPath("python3")
+	acct, err := s.contentAccount()
 	if err != nil {
+		return interpreter{}, err
+	}
+	var tried []string
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		path := filepath.Join(dir, "python3")
+		if fi, err := os.Stat(path); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			continue
+		}
+		// A python3 on the PATH may be a virtualenv's or a shim; the base
+		// interpreter is what environments link to.
+		out, err := exec.CommandContext(ctx, path, "-c",
+			"import sys; print('%d.%d.%d' % sys.version_info[:3]); print(getattr(sys, '_base_executable', '') or sys.executable)").Output()
+		if err != nil {
+			tried = append(tried, fmt.Sprintf("%s does not run (%v)", path, err))
+			continue
+		}
+		version, base, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		if base = strings.TrimSpace(base); base == "" {
+			base = path
+		}
+		if acct != nil {
+			if err := checkRunnable(base, acct); err != nil {
+				tried = append(tried, err.Error())
+				continue
+			}
+		}
+		s.py = interpreter{path: base, version: strings.TrimSpace(version)}
+		return s.py, nil
+	}
+	if len(tried) == 0 {
 		return interpreter{}, failf("no python3 on the server's PATH: Python content cannot be deployed")
 	}
-	out, err := exec.CommandContext(ctx, path, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])").Output()
-	if err != nil {
-		return interpreter{}, failf("%s does not run: %v", path, err)
-	}
-	s.py = interpreter{path: path, version: strings.TrimSpace(string(out))}
-	return s.py, nil
+	return interpreter{}, failf("no usable python3 on the server's PATH: %s", strings.Join(tried, "; "))
 }
 
 // requirementsFile is the bundle's package file (requirements.txt unless

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -24,38 +22,19 @@ import (
 	"github.com/atrium-suite/atrium/shared/auth"
 	"github.com/atrium-suite/atrium/shared/httpx"
 	"github.com/atrium-suite/atrium/shared/launcher"
-	"github.com/atrium-suite/atrium/shared/proxy"
 )
 
-// instance is one bundle of one content item, ready to answer: a running
-// process behind a proxy, or a directory of static files.
+// instance is one bundle of one content item, ready to answer: a pool of
+// processes behind a proxy, or a directory of static files.
 type instance struct {
 	bundleID int64
-	job      launcher.Job // nil for static content
-	out      *jobOutput
+	pool     *pool // nil for static content
 	handler  http.Handler
 }
 
-func (i *instance) alive() bool {
-	if i.job == nil {
-		return true
-	}
-	select {
-	case <-i.job.Done():
-		return false
-	default:
-		return true
-	}
-}
-
-func (i *instance) stop(log *slog.Logger) {
-	if i == nil || i.job == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := i.job.Stop(ctx); err != nil {
-		log.Warn("stop content process", "job", i.job.ID(), "err", err)
+func (i *instance) stop() {
+	if i != nil && i.pool != nil {
+		i.pool.close()
 	}
 }
 
@@ -97,8 +76,9 @@ func contentPrefix(guid string, draftID int64) string {
 	return p
 }
 
-// jobOutput sends a content process's output to the server log and, while
-// it starts during a deploy, to the deploy's log.
+// jobOutput sends a content process's output to the server log (at debug:
+// the job's own log keeps it) and, while it starts during a deploy, to the
+// deploy's log.
 type jobOutput struct {
 	log *slog.Logger
 	mu  sync.Mutex
@@ -106,7 +86,7 @@ type jobOutput struct {
 }
 
 func (o *jobOutput) Write(p []byte) (int, error) {
-	o.log.Info("content output", "line", strings.TrimRight(string(p), "\n"))
+	o.log.Debug("content output", "line", strings.TrimRight(string(p), "\n"))
 	o.mu.Lock()
 	tee := o.tee
 	o.mu.Unlock()
@@ -122,9 +102,11 @@ func (o *jobOutput) setTee(w io.Writer) {
 	o.mu.Unlock()
 }
 
-// start runs the bundle extracted in dir and returns once it answers.
+// start runs the bundle extracted in dir and returns once a first process
+// answers; the pool keeps as many running as the content's settings ask.
 // draft selects the preview prefix.
-func (r *runtime) start(ctx context.Context, guid string, b Bundle, m bundle.Manifest, dir string, draft bool, log io.Writer, say func(string, ...any)) (*instance, error) {
+func (r *runtime) start(ctx context.Context, ct Content, b Bundle, m bundle.Manifest, dir string, draft bool, log io.Writer, say func(string, ...any)) (*instance, error) {
+	guid := ct.GUID
 	var draftID int64
 	if draft {
 		draftID = b.ID
@@ -148,53 +130,39 @@ func (r *runtime) start(ctx context.Context, guid string, b Bundle, m bundle.Man
 			return nil, failf("%s content is run with %s, which its requirements file must list: %v", mode, rn.requires, err)
 		}
 	}
-	out := &jobOutput{log: r.s.Log.With("content_guid", guid, "bundle_id", b.ID)}
-	out.setTee(log)
-	defer out.setTee(nil)
-	for attempt := 0; ; attempt++ {
-		port, err := launcher.FreePort()
-		if err != nil {
-			return nil, err
-		}
+	runAs, err := r.s.contentUser(dir)
+	if err != nil {
+		return nil, err
+	}
+	spec := func(ctx context.Context, port int) (launcher.Spec, error) {
 		rs := runSpec{entry: m.Entry, mode: mode, prefix: prefix, port: port}
 		cenv, err := r.contentEnv(ctx, guid, env, dir)
 		if err != nil {
-			return nil, err
+			return launcher.Spec{}, err
 		}
 		if rn.env != nil {
 			cenv = append(cenv, rn.env(rs)...)
 		}
-		spec := launcher.Spec{
-			Name:         fmt.Sprintf("content-%s-%d", guid, b.ID),
-			Command:      append([]string{pyBin}, rn.args(rs)...),
-			Dir:          dir,
-			Env:          cenv,
-			Port:         port,
-			StartTimeout: launcher.DefaultStartTimeout,
-			Output:       out,
-		}
-		say("Starting %s with %s", entryName(m.Entry), rn.server)
-		job, err := r.launcher.Start(ctx, spec)
-		if errors.Is(err, launcher.ErrPortInUse) && attempt < 3 {
-			continue
-		}
-		if err != nil {
-			return nil, failf("the app did not start: %v", err)
-		}
-		bal, err := proxy.NewSticky(proxy.StickyConfig{Prefix: prefix})
-		if err == nil {
-			err = bal.Set([]proxy.Target{{URL: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, ID: job.ID()}})
-		}
-		var p *proxy.Proxy
-		if err == nil {
-			p, err = proxy.New(proxy.Config{Prefix: prefix, StripPrefix: rn.strip, Balancer: bal, Logger: r.s.Log})
-		}
-		if err != nil {
-			(&instance{job: job}).stop(r.s.Log)
-			return nil, err
-		}
-		return &instance{bundleID: b.ID, job: job, out: out, handler: p}, nil
+		return launcher.Spec{
+			Command: append([]string{pyBin}, rn.args(rs)...),
+			Dir:     dir,
+			Env:     cenv,
+			User:    runAs,
+		}, nil
 	}
+	p, err := r.s.newPool(poolConfig{
+		guid: guid, bundleID: b.ID, tag: jobTag(mode), prefix: prefix, strip: rn.strip,
+		sched: r.s.scheduleFor(ct.Sched), spec: spec,
+	})
+	if err != nil {
+		return nil, err
+	}
+	say("Starting %s with %s", entryName(m.Entry), rn.server)
+	if err := p.startFirst(ctx, log); err != nil {
+		p.close()
+		return nil, err
+	}
+	return &instance{bundleID: b.ID, pool: p, handler: p.handler}, nil
 }
 
 // contentEnv is a content process's whole environment: the variables its
@@ -240,12 +208,52 @@ func (r *runtime) install(guid string, inst *instance, draft bool) {
 		old, a.active = a.active, inst
 		if a.draft != nil && a.draft.bundleID == inst.bundleID {
 			// The draft was verified and is now active: its preview goes.
-			defer a.draft.stop(r.s.Log)
+			defer a.draft.stop()
 			a.draft = nil
 		}
 	}
 	a.mu.Unlock()
-	old.stop(r.s.Log)
+	old.stop()
+}
+
+// reschedule gives ct's running processes its changed settings.
+func (r *runtime) reschedule(ct Content) {
+	sc := r.s.scheduleFor(ct.Sched)
+	a := r.app(ct.GUID)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, inst := range []*instance{a.active, a.draft} {
+		if inst != nil && inst.pool != nil {
+			inst.pool.setSchedule(sc)
+		}
+	}
+}
+
+// kill stops the running process with job key of content guid.
+func (r *runtime) kill(guid, key string) bool {
+	a := r.app(guid)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, inst := range []*instance{a.active, a.draft} {
+		if inst != nil && inst.pool != nil && inst.pool.kill(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// processes lists the running processes of guid (active bundle first).
+func (r *runtime) processes(guid string) []procInfo {
+	a := r.app(guid)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []procInfo
+	for _, inst := range []*instance{a.active, a.draft} {
+		if inst != nil && inst.pool != nil {
+			out = append(out, inst.pool.processes()...)
+		}
+	}
+	return out
 }
 
 // remove stops everything of deleted content and deletes its files.
@@ -256,8 +264,8 @@ func (r *runtime) remove(ctx context.Context, guid string) {
 	r.mu.Unlock()
 	if a != nil {
 		a.mu.Lock()
-		a.active.stop(r.s.Log)
-		a.draft.stop(r.s.Log)
+		a.active.stop()
+		a.draft.stop()
 		a.mu.Unlock()
 	}
 	os.RemoveAll(filepath.Join(r.s.appsDir, guid))
@@ -274,8 +282,8 @@ func (r *runtime) stopAll() {
 		wg.Go(func() {
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			a.active.stop(r.s.Log)
-			a.draft.stop(r.s.Log)
+			a.active.stop()
+			a.draft.stop()
 		})
 	}
 	wg.Wait()
@@ -351,7 +359,7 @@ func (s *Server) serveContent(c *gin.Context) {
 		idStr, _, _ := strings.Cut(draft, "/")
 		id, _ := parseBundleID(idStr)
 		a.mu.Lock()
-		if a.draft != nil && a.draft.bundleID == id && a.draft.alive() {
+		if a.draft != nil && a.draft.bundleID == id {
 			inst = a.draft
 		} else if a.active != nil && a.active.bundleID == id && ct.ActiveBundleID == id {
 			a.mu.Unlock()
@@ -385,15 +393,16 @@ func (s *Server) serveContent(c *gin.Context) {
 	inst.handler.ServeHTTP(c.Writer, c.Request)
 }
 
-// ensureActive returns the running active bundle of ct, starting it when
-// it is not running (after a server restart, or when its process died).
+// ensureActive returns the active bundle of ct, starting its pool when it
+// is not running (after a server restart). A running pool restarts its own
+// crashed processes.
 func (s *Server) ensureActive(ctx context.Context, ct Content) (*instance, error) {
 	if ct.ActiveBundleID == 0 {
 		return nil, httpx.Errorf(http.StatusNotFound, "content %s has not been deployed yet", ct.GUID)
 	}
 	a := s.rt.app(ct.GUID)
 	a.mu.Lock()
-	if a.active != nil && a.active.bundleID == ct.ActiveBundleID && a.active.alive() {
+	if a.active != nil && a.active.bundleID == ct.ActiveBundleID {
 		inst := a.active
 		a.mu.Unlock()
 		return inst, nil
@@ -403,7 +412,7 @@ func (s *Server) ensureActive(ctx context.Context, ct Content) (*instance, error
 	a.deploy.Lock()
 	defer a.deploy.Unlock()
 	a.mu.Lock()
-	if a.active != nil && a.active.bundleID == ct.ActiveBundleID && a.active.alive() {
+	if a.active != nil && a.active.bundleID == ct.ActiveBundleID {
 		inst := a.active
 		a.mu.Unlock()
 		return inst, nil
@@ -420,7 +429,7 @@ func (s *Server) ensureActive(ctx context.Context, ct Content) (*instance, error
 	if err != nil {
 		return nil, httpx.Internal(err)
 	}
-	inst, err := s.rt.start(ctx, ct.GUID, b, m, dir, false, w, say)
+	inst, err := s.rt.start(ctx, ct, b, m, dir, false, w, say)
 	if err != nil {
 		return nil, &httpx.Error{Status: http.StatusBadGateway, Msg: "the content could not be started; see the server log", Err: err}
 	}

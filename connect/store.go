@@ -31,6 +31,18 @@ type Content struct {
 	ActiveBundleID int64 // 0: never deployed
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	Sched          Sched
+}
+
+// Sched is a content item's own scheduler settings (Posit Connect's
+// runtime settings); a nil field takes the server's default.
+type Sched struct {
+	MinProcesses       *int64
+	MaxProcesses       *int64
+	MaxConnsPerProcess *int64
+	LoadFactor         *float64
+	IdleTimeout        *int64 // seconds
+	InitTimeout        *int64 // seconds
 }
 
 // Bundle is one uploaded archive of a content item.
@@ -93,7 +105,9 @@ func uuidV4() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-const contentCols = `guid, name, title, description, owner_id, app_mode, access_type, active_bundle_id, created_at, updated_at`
+const contentCols = `guid, name, title, description, owner_id, app_mode, access_type, active_bundle_id, created_at, updated_at, ` + schedCols
+
+const schedCols = `min_processes, max_processes, max_conns_per_process, load_factor, idle_timeout, init_timeout`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -114,15 +128,48 @@ func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) 
 
 func scanContent(r scanner) (Content, error) {
 	var c Content
-	var active sql.NullInt64
+	var active, minP, maxP, maxC, idle, initT sql.NullInt64
+	var load sql.NullFloat64
 	var created, updated int64
-	err := r.Scan(&c.GUID, &c.Name, &c.Title, &c.Description, &c.OwnerID, &c.AppMode, &c.AccessType, &active, &created, &updated)
+	err := r.Scan(&c.GUID, &c.Name, &c.Title, &c.Description, &c.OwnerID, &c.AppMode, &c.AccessType, &active, &created, &updated,
+		&minP, &maxP, &maxC, &load, &idle, &initT)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, errNotFound
 	}
 	c.ActiveBundleID = active.Int64
 	c.CreatedAt, c.UpdatedAt = fromMS(created), fromMS(updated)
+	c.Sched = Sched{
+		MinProcesses: nullInt(minP), MaxProcesses: nullInt(maxP), MaxConnsPerProcess: nullInt(maxC),
+		IdleTimeout: nullInt(idle), InitTimeout: nullInt(initT),
+	}
+	if load.Valid {
+		c.Sched.LoadFactor = &load.Float64
+	}
 	return c, err
+}
+
+func nullInt(v sql.NullInt64) *int64 {
+	if !v.Valid {
+		return nil
+	}
+	return &v.Int64
+}
+
+// schedArgs are Sched's columns as query arguments, NULL for nil.
+func (s Sched) args() []any {
+	out := []any{}
+	for _, p := range []*int64{s.MinProcesses, s.MaxProcesses, s.MaxConnsPerProcess} {
+		out = append(out, nullable(p))
+	}
+	out = append(out, nullable(s.LoadFactor), nullable(s.IdleTimeout), nullable(s.InitTimeout))
+	return out
+}
+
+func nullable[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 func (s *store) createContent(ctx context.Context, c Content) (Content, error) {
@@ -134,9 +181,9 @@ func (s *store) createContent(ctx context.Context, c Content) (Content, error) {
 	if c.AccessType == "" {
 		c.AccessType = "acl"
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO content (`+contentCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)
+	res, err := s.db.ExecContext(ctx, `INSERT INTO content (`+contentCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (owner_id, name) DO NOTHING`,
-		c.GUID, c.Name, c.Title, c.Description, c.OwnerID, c.AppMode, c.AccessType, ms(now), ms(now))
+		append([]any{c.GUID, c.Name, c.Title, c.Description, c.OwnerID, c.AppMode, c.AccessType, ms(now), ms(now)}, c.Sched.args()...)...)
 	if err != nil {
 		return c, fmt.Errorf("create content: %w", err)
 	}
@@ -172,9 +219,11 @@ func (s *store) listContent(ctx context.Context, name, ownerID string) ([]Conten
 // updateContent writes the editable fields of c.
 func (s *store) updateContent(ctx context.Context, c Content) (Content, error) {
 	c.UpdatedAt = s.now()
-	res, err := s.db.ExecContext(ctx, `UPDATE content SET name = ?, title = ?, description = ?, access_type = ?, updated_at = ?
+	args := append([]any{c.Name, c.Title, c.Description, c.AccessType, ms(c.UpdatedAt)}, c.Sched.args()...)
+	res, err := s.db.ExecContext(ctx, `UPDATE content SET name = ?, title = ?, description = ?, access_type = ?, updated_at = ?,
+		min_processes = ?, max_processes = ?, max_conns_per_process = ?, load_factor = ?, idle_timeout = ?, init_timeout = ?
 		WHERE guid = ? AND NOT EXISTS (SELECT 1 FROM content o WHERE o.owner_id = ? AND o.name = ? AND o.guid <> ?)`,
-		c.Name, c.Title, c.Description, c.AccessType, ms(c.UpdatedAt), c.GUID, c.OwnerID, c.Name, c.GUID)
+		append(args, c.GUID, c.OwnerID, c.Name, c.GUID)...)
 	if err != nil {
 		return c, fmt.Errorf("update content: %w", err)
 	}

@@ -115,7 +115,16 @@ func startAtrium(t *testing.T, env []string, want []string, args ...string) *sui
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		// SIGTERM first: atrium stops the content processes it started
+		// (each in its own process group, which a SIGKILL of atrium alone
+		// would leave running); SIGKILL only if it hangs.
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-p.done:
+			p.done <- err
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+		}
 		<-p.done
 		if t.Failed() {
 			t.Logf("atrium stderr:\n%s", p.stderr.String())

@@ -16,6 +16,7 @@ import (
 func suiteWithIdentity(t *testing.T, env ...string) (*suiteProc, string) {
 	t.Helper()
 	dir := t.TempDir()
+	openToContentUser(t, dir)
 	cfgPath := filepath.Join(dir, "atrium.toml")
 	// Tests that do not exercise the mirror must not reach for an
 	// upstream index: point it at a port nothing listens on.
@@ -26,6 +27,22 @@ func suiteWithIdentity(t *testing.T, env ...string) (*suiteProc, string) {
 	dataDir := filepath.Join(dir, "data")
 	p := startAtrium(t, env, append(displayNames(), "Identity"), "up", "--config", cfgPath, "--data-dir", dataDir)
 	return p, dataDir
+}
+
+// openToContentUser lets others search (not list) dir and its parent, the
+// test's 0700 temp dirs: run as root, Connect runs content as an
+// unprivileged user, which must reach the data dir below them as it would
+// reach /var/lib/atrium.
+func openToContentUser(t *testing.T, dir string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return
+	}
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func newBrowser(t *testing.T) *http.Client {

@@ -50,9 +50,36 @@ type Config struct {
 	Shared         Shared               `toml:"shared"`
 	Auth           Auth                 `toml:"auth"`
 	Identity       Server               `toml:"identity"`
-	Connect        Product              `toml:"connect"`
+	Connect        ConnectConfig        `toml:"connect"`
 	Workbench      Product              `toml:"workbench"`
 	PackageManager PackageManagerConfig `toml:"packagemanager"`
+}
+
+// ConnectConfig is Connect's section: the server settings every product
+// has, who content runs as, and the scheduler's defaults for content that
+// sets none of its own (Posit Connect's Scheduler settings and defaults).
+type ConnectConfig struct {
+	Product
+	// RunAs is the unprivileged account content processes run as when the
+	// server runs as root; Connect creates it (a system user without a
+	// login shell) when it does not exist. Not root, content runs as the
+	// server's own user and RunAs is not used.
+	RunAs string `toml:"run_as"`
+	// MinProcesses are kept running per content item even when idle.
+	MinProcesses int `toml:"min_processes"`
+	// MaxProcesses caps the processes of one content item.
+	MaxProcesses int `toml:"max_processes"`
+	// MaxConnsPerProcess is how many requests (open websockets count) one
+	// process is given at once before new ones wait for room.
+	MaxConnsPerProcess int `toml:"max_conns_per_process"`
+	// LoadFactor (0–1): another process starts when the connections in use
+	// exceed this share of what the running processes can take.
+	LoadFactor float64 `toml:"load_factor"`
+	// ProcessIdleTimeout stops a process that served nothing for this long
+	// (while more than MinProcesses run).
+	ProcessIdleTimeout Duration `toml:"process_idle_timeout"`
+	// InitTimeout bounds how long a process may take to start listening.
+	InitTimeout Duration `toml:"init_timeout"`
 }
 
 // PackageManagerConfig is Package Manager's section: the server settings every
@@ -171,7 +198,15 @@ func Default() Config {
 		// Bundles and package uploads are large; Workbench proxies IDE
 		// uploads. 1 GiB matches what data-science content needs without
 		// letting a single request fill the disk.
-		Connect:   product(Connect, DefaultConnectPort, 1<<30),
+		Connect: ConnectConfig{
+			Product:            product(Connect, DefaultConnectPort, 1<<30),
+			RunAs:              "atrium-content",
+			MaxProcesses:       3,
+			MaxConnsPerProcess: 20,
+			LoadFactor:         0.5,
+			ProcessIdleTimeout: Duration(2 * time.Minute),
+			InitTimeout:        Duration(time.Minute),
+		},
 		Workbench: product(Workbench, DefaultWorkbenchPort, 1<<30),
 		PackageManager: PackageManagerConfig{
 			Product:       product(PackageManager, DefaultPackageManagerPort, 1<<30),
@@ -184,7 +219,7 @@ func Default() Config {
 func (c *Config) Product(product string) (*Product, error) {
 	switch product {
 	case Connect:
-		return &c.Connect, nil
+		return &c.Connect.Product, nil
 	case Workbench:
 		return &c.Workbench, nil
 	case PackageManager:
@@ -380,6 +415,12 @@ func setString(f reflect.Value, s string) error {
 			return fmt.Errorf("not an integer: %q", s)
 		}
 		f.SetInt(n)
+	case reflect.Float64:
+		n, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", s)
+		}
+		f.SetFloat(n)
 	default:
 		return fmt.Errorf("unsupported kind %s", f.Kind())
 	}
@@ -427,6 +468,9 @@ func (c *Config) Validate() error {
 			ports[port] = p
 		}
 	}
+	if err := c.Connect.validate(); err != nil {
+		return err
+	}
 	if c.PackageManager.MirrorRefresh < 0 {
 		return &Error{Key: "packagemanager.mirror_refresh", Msg: "must not be negative"}
 	}
@@ -436,6 +480,26 @@ func (c *Config) Validate() error {
 		}
 	}
 	return c.validateClients()
+}
+
+func (c *ConnectConfig) validate() error {
+	switch {
+	case c.MinProcesses < 0:
+		return &Error{Key: "connect.min_processes", Msg: "must not be negative"}
+	case c.MaxProcesses < 1:
+		return &Error{Key: "connect.max_processes", Msg: "must be at least 1"}
+	case c.MinProcesses > c.MaxProcesses:
+		return &Error{Key: "connect.min_processes", Msg: fmt.Sprintf("%d is more than connect.max_processes (%d)", c.MinProcesses, c.MaxProcesses)}
+	case c.MaxConnsPerProcess < 1:
+		return &Error{Key: "connect.max_conns_per_process", Msg: "must be at least 1"}
+	case c.LoadFactor < 0 || c.LoadFactor > 1:
+		return &Error{Key: "connect.load_factor", Msg: "must be between 0 and 1"}
+	case c.ProcessIdleTimeout <= 0:
+		return &Error{Key: "connect.process_idle_timeout", Msg: "must be positive"}
+	case c.InitTimeout <= 0:
+		return &Error{Key: "connect.init_timeout", Msg: "must be positive"}
+	}
+	return nil
 }
 
 func (a *Auth) validate() error {
