@@ -38,23 +38,18 @@ func start(t *testing.T, postgres bool) testServer {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Shared.DataDir = t.TempDir()
-	cfg.Connect.Listen = "127.0.0.1:0"
 	if postgres {
 		cfg.Shared.DatabaseURL = dbtest.FreshDatabase(t)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := connect.New(ctx, cfg, platform.Options{})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	ts := testServer{url: "http://" + s.HTTP.Addr().String(), srv: s}
+	return addUsers(t, startWith(t, cfg))
+}
+
+// addUsers adds the test's users (an admin, two publishers, a viewer) with
+// Connect API keys.
+func addUsers(t *testing.T, ts testServer) testServer {
+	t.Helper()
+	ctx := context.Background()
+	s := ts.srv
 	key := func(username string, role accounts.Role) (string, string) {
 		u, err := s.Accounts.AddUser(ctx, accounts.NewUser{Username: username, Name: "Ada " + username, Email: username + "@example.org", Role: role})
 		if err != nil {
@@ -71,6 +66,25 @@ func start(t *testing.T, postgres bool) testServer {
 	ts.other, ts.otherID = key("other", accounts.RolePublisher)
 	ts.viewer, ts.viewerID = key("viewer", accounts.RoleViewer)
 	return ts
+}
+
+// startWith runs Connect with cfg on a free port until the test ends.
+func startWith(t *testing.T, cfg config.Config) testServer {
+	t.Helper()
+	cfg.Connect.Listen = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := connect.New(ctx, cfg, platform.Options{})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return testServer{url: "http://" + s.HTTP.Addr().String(), srv: s}
 }
 
 // forEachDialect runs fn against SQLite and PostgreSQL (skipped without

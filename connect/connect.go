@@ -32,6 +32,7 @@ type Server struct {
 	tasks *tasks
 	rt    *runtime
 	stop  context.CancelFunc
+	bg    context.Context // cancelled by stop: background work
 
 	// Under DATA_DIR/connect: extracted bundles (apps/{guid}/{bundle_id}),
 	// Python environments (envs/{key}), uploads in progress (tmp) and the
@@ -100,6 +101,8 @@ func New(ctx context.Context, cfg config.Config, opts platform.Options) (*Server
 	s.tasks = newTasks(bg, s.st)
 	s.rt = &runtime{s: s, launcher: &launcher.Local{Logger: base.Log}, apps: map[string]*app{}}
 	s.routes()
+	s.bg = bg
+	go s.warmAll(bg)
 	return s, nil
 }
 

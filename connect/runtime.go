@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -53,6 +54,7 @@ type runtime struct {
 	launcher launcher.Launcher
 	mu       sync.Mutex
 	apps     map[string]*app
+	closed   bool // stopAll ran: whatever starts late is stopped at once
 }
 
 func (r *runtime) app(guid string) *app {
@@ -199,6 +201,13 @@ func (r *runtime) contentEnv(ctx context.Context, guid, env, dir string) ([]stri
 // install puts inst in place as the content's active (or draft) instance
 // and stops the one it replaces.
 func (r *runtime) install(guid string, inst *instance, draft bool) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		inst.stop()
+		return
+	}
 	a := r.app(guid)
 	a.mu.Lock()
 	var old *instance
@@ -217,6 +226,7 @@ func (r *runtime) install(guid string, inst *instance, draft bool) {
 }
 
 // reschedule gives ct's running processes its changed settings.
+// Content not running yet is started when it now asks for processes.
 func (r *runtime) reschedule(ct Content) {
 	sc := r.s.scheduleFor(ct.Sched)
 	a := r.app(ct.GUID)
@@ -225,6 +235,36 @@ func (r *runtime) reschedule(ct Content) {
 	for _, inst := range []*instance{a.active, a.draft} {
 		if inst != nil && inst.pool != nil {
 			inst.pool.setSchedule(sc)
+		}
+	}
+	if a.active == nil && sc.minProcs > 0 && ct.ActiveBundleID != 0 {
+		go r.s.warm(r.s.bg, ct)
+	}
+}
+
+// warm starts ct's active bundle in the background (min_processes).
+func (s *Server) warm(ctx context.Context, ct Content) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	if _, err := s.ensureActive(ctx, ct); err != nil {
+		s.Log.Warn("starting content with min_processes", "content_guid", ct.GUID, "err", err)
+	}
+}
+
+// warmAll starts, one after another, the deployed content whose settings
+// keep processes running, as the server comes up.
+func (s *Server) warmAll(ctx context.Context) {
+	list, err := s.st.listContent(ctx, "", "")
+	if err != nil {
+		s.Log.Warn("listing content to start", "err", err)
+		return
+	}
+	for _, ct := range list {
+		if ctx.Err() != nil {
+			return
+		}
+		if ct.ActiveBundleID != 0 && s.scheduleFor(ct.Sched).minProcs > 0 {
+			s.warm(ctx, ct)
 		}
 	}
 }
@@ -276,6 +316,7 @@ func (r *runtime) stopAll() {
 	r.mu.Lock()
 	apps := r.apps
 	r.apps = map[string]*app{}
+	r.closed = true
 	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, a := range apps {

@@ -110,8 +110,8 @@ type pool struct {
 	// startingKeys cancel the starts in progress, by job key, so a job
 	// can be killed before it listens.
 	startingKeys map[string]context.CancelFunc
-	closed    bool
-	wake      chan struct{} // closed and replaced when capacity changes
+	closed       bool
+	wake         chan struct{} // closed and replaced when capacity changes
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -112,9 +112,9 @@ func (j *fakeJob) Stop(ctx context.Context) error { j.exit(-1); return nil }
 // schedFixture is a Connect server with one content item and a pool of fake
 // processes served at ts.URL + "/content/g/".
 type schedFixture struct {
-	s    *Server
-	fl   *fakeLauncher
-	p    *pool
+	s       *Server
+	fl      *fakeLauncher
+	p       *pool
 	url     string
 	guid    string
 	ownerID string

@@ -64,6 +64,8 @@ def started(j):
     return any("Application startup complete" in e["data"] for e in log["entries"])
 job = jobs[0]
 until("the job's log to show the app started", lambda: started(job))
+assert item.jobs.find_by(key=job["key"])["pid"] == job["pid"]
+assert item.jobs.find(job["key"])["key"] == job["key"]
 job.destroy()
 until("a replacement", lambda: len(active(item)) == 2 and job["key"] not in {j["key"] for j in active(item)})
 ok("kill")
@@ -82,7 +84,25 @@ ok("crash")
 
 item.update(min_processes=None)
 assert client.content.get(guid)["min_processes"] is None
+item.update(min_processes=1)
 ok("done")
+`
+
+// warmScript checks, after a restart, that content with min_processes is
+// running before anyone asks for it.
+const warmScript = `
+import os, time, requests
+url, key, guid = os.environ["CONNECT_SERVER"], os.environ["CONNECT_API_KEY"], os.environ["GUID"]
+hdr = {"Authorization": "Key " + key}
+deadline = time.time() + 90
+while True:
+    jobs = requests.get(url + "/__api__/v1/content/" + guid + "/jobs", headers=hdr).json()
+    running = [j for j in jobs if j["status"] == 0]
+    if running:
+        break
+    assert time.time() < deadline, jobs
+    time.sleep(0.2)
+print("OK warm", flush=True)
 `
 
 // TestConnectRuntime: a deployed FastAPI app kept at min_processes, its
@@ -95,9 +115,9 @@ func TestConnectRuntime(t *testing.T) {
 	}
 	venv := connectClients(t)
 	tools := pyTools(t)
-	p, dataDir := suiteWithIdentity(t,
-		"ATRIUM_PACKAGEMANAGER_PYPI_UPSTREAM=",
-		"PATH="+filepath.Join(tools, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
+	env := []string{"ATRIUM_PACKAGEMANAGER_PYPI_UPSTREAM=",
+		"PATH=" + filepath.Join(tools, "bin") + string(os.PathListSeparator) + os.Getenv("PATH")}
+	p, dataDir := suiteWithIdentity(t, env...)
 	url := p.urls["Connect"]
 	key := regexp.MustCompile(`atr_\S+`).FindString(atriumCLI(t, dataDir, "", "users", "token", "admin", "--product", "connect"))
 	home := t.TempDir()
@@ -139,5 +159,20 @@ func TestConnectRuntime(t *testing.T) {
 		if !strings.Contains(string(raw), "OK "+step+"\n") {
 			t.Errorf("step %q did not pass", step)
 		}
+	}
+
+	// Restarted, the server starts content with min_processes by itself.
+	if err := p.stop(t); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	p = startAtrium(t, env, append(displayNames(), "Identity"), "up", "--config", filepath.Join(filepath.Dir(dataDir), "atrium.toml"), "--data-dir", dataDir)
+	url = p.urls["Connect"]
+	if err := os.WriteFile(script, []byte(warmScript), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(filepath.Join(venv, "bin", "python"), script)
+	cmd.Env = append(os.Environ(), "CONNECT_SERVER="+url, "CONNECT_API_KEY="+key, "GUID="+guid, "PYTHONWARNINGS=ignore")
+	if raw, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(raw), "OK warm") {
+		t.Fatalf("after a restart, content with min_processes 1 is not running: %v\n%s", err, raw)
 	}
 }

@@ -65,6 +65,9 @@ if [ ! -x "$bin" ]; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/posit-sdk-suite.XXXXXX")
+# Run as root, Connect runs content as an unprivileged user, which must
+# reach the data dirs below this one (searchable, not listable).
+chmod 711 "$work"
 server_pid=
 cleanup() {
 	if [ -n "$server_pid" ]; then
