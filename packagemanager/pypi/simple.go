@@ -277,24 +277,24 @@ type fileJSON struct {
 	URL            string            `json:"url"`
 	Hashes         map[string]string `json:"hashes"`
 	RequiresPython *string           `json:"requires-python,omitempty"`
-	CoreMetadata   any               `json:"core-metadata"`
-	DistInfoMeta   any               `json:"dist-info-metadata"`
-	Yanked         any               `json:"yanked"`
-	Size           int64             `json:"size"`
-	UploadTime     string            `json:"upload-time,omitempty"`
+	// Absent rather than false without metadata: pip 23.0 (Debian 12's)
+	// crashes on a boolean here, and PEP 691 reads a missing key as false.
+	CoreMetadata any    `json:"core-metadata,omitempty"`
+	DistInfoMeta any    `json:"dist-info-metadata,omitempty"`
+	Yanked       any    `json:"yanked"`
+	Size         int64  `json:"size"`
+	UploadTime   string `json:"upload-time,omitempty"`
 }
 
 func projectJSON(p Project) any {
 	files := make([]fileJSON, len(p.Files))
 	for i, f := range p.Files {
 		j := fileJSON{
-			Filename:     f.Filename,
-			URL:          f.URL,
-			Hashes:       map[string]string{},
-			CoreMetadata: false,
-			DistInfoMeta: false,
-			Yanked:       false,
-			Size:         f.Size,
+			Filename: f.Filename,
+			URL:      f.URL,
+			Hashes:   map[string]string{},
+			Yanked:   false,
+			Size:     f.Size,
 		}
 		if f.SHA256 != "" {
 			j.Hashes["sha256"] = f.SHA256
