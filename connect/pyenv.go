@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -116,45 +117,74 @@ func (s *Server) pythonEnv(ctx context.Context, m bundle.Manifest, dir string, o
 		say("Reusing Python %s environment %s", py.version, key)
 		return env, nil
 	}
-	uv, err := exec.LookPath("uv")
-	if err != nil {
-		return "", failf("uv is not on the server's PATH; it is needed to build Python environments")
-	}
 	say("Building Python %s environment %s with packages from %s", py.version, key, s.packageIndex)
 	if err := os.RemoveAll(env); err != nil {
 		return "", err
 	}
-	run := func(args ...string) error {
-		say("$ uv %s", strings.Join(args, " "))
-		cmd := exec.CommandContext(ctx, uv, args...)
+	pyBin := filepath.Join(env, "bin", "python")
+	tool, steps := envSteps(py.path, env, pyBin, s.packageIndex, reqPath, len(reqs) > 0, extra)
+	for _, args := range steps {
+		say("$ %s %s", filepath.Base(args[0]), strings.Join(args[1:], " "))
+		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "UV_PYTHON_DOWNLOADS=never", "UV_NO_CONFIG=1", "UV_LINK_MODE=copy", "NO_COLOR=1")
+		cmd.Env = append(buildEnviron(os.Environ()), "UV_PYTHON_DOWNLOADS=never", "UV_NO_CONFIG=1", "UV_LINK_MODE=copy", "NO_COLOR=1",
+			"PIP_CONFIG_FILE=/dev/null", "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1")
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Run(); err != nil {
-			return failf("uv %s failed: %v", args[0]+" "+args[1], err)
-		}
-		return nil
-	}
-	pyBin := filepath.Join(env, "bin", "python")
-	steps := [][]string{{"venv", "--no-progress", "--python", py.path, env}}
-	if len(reqs) > 0 {
-		steps = append(steps, []string{"pip", "install", "--no-progress", "--python", pyBin, "--index-url", s.packageIndex, "-r", reqPath})
-	}
-	if len(extra) > 0 {
-		// Connect runs these modes with its own server; install it next
-		// to the bundle's packages (keeping a version they pinned).
-		steps = append(steps, append([]string{"pip", "install", "--no-progress", "--python", pyBin, "--index-url", s.packageIndex}, extra...))
-	}
-	for _, args := range steps {
-		if err := run(args...); err != nil {
 			os.RemoveAll(env)
-			return "", err
+			return "", failf("%s failed building the environment (%s): %v", tool, strings.Join(args[1:min(3, len(args))], " "), err)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(env, readyMarker), nil, 0o644); err != nil {
 		return "", err
 	}
 	return env, nil
+}
+
+// buildEnviron is the server's environment without the variables that
+// would make uv or pip take packages from elsewhere than the index Connect
+// names (the host's own index, extra indexes, local wheel directories):
+// environments must come from Package Manager, the same on every server.
+// Certificates and proxies stay.
+func buildEnviron(environ []string) []string {
+	out := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		switch strings.TrimPrefix(strings.TrimPrefix(name, "PIP_"), "UV_") {
+		case "INDEX_URL", "EXTRA_INDEX_URL", "FIND_LINKS", "NO_INDEX", "INDEX", "DEFAULT_INDEX":
+			if name != strings.TrimPrefix(strings.TrimPrefix(name, "PIP_"), "UV_") {
+				continue
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// envSteps are the commands that build an environment: with uv when it is
+// on the PATH (fast, and its cache is shared by every build), otherwise
+// with the interpreter's own venv and pip. Connect's extra packages are
+// installed after the bundle's, keeping a version the bundle pinned.
+func envSteps(python, env, pyBin, index, reqPath string, hasReqs bool, extra []string) (string, [][]string) {
+	if uv, err := exec.LookPath("uv"); err == nil {
+		steps := [][]string{{uv, "venv", "--no-progress", "--python", python, env}}
+		if hasReqs {
+			steps = append(steps, []string{uv, "pip", "install", "--no-progress", "--python", pyBin, "--index-url", index, "-r", reqPath})
+		}
+		if len(extra) > 0 {
+			steps = append(steps, append([]string{uv, "pip", "install", "--no-progress", "--python", pyBin, "--index-url", index}, extra...))
+		}
+		return "uv", steps
+	}
+	steps := [][]string{{python, "-m", "venv", env}}
+	pip := []string{pyBin, "-m", "pip", "install", "--progress-bar", "off", "--index-url", index}
+	if hasReqs {
+		steps = append(steps, append(slices.Clone(pip), "-r", reqPath))
+	}
+	if len(extra) > 0 {
+		steps = append(steps, append(slices.Clone(pip), extra...))
+	}
+	return "pip", steps
 }
 
 func (s *Server) envLock(key string) *sync.Mutex {

@@ -365,3 +365,14 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestBuildEnviron: index and wheel-directory settings of the host's pip
+// and uv do not reach environment builds; the rest of the environment does.
+func TestBuildEnviron(t *testing.T) {
+	in := []string{"PATH=/usr/bin", "PIP_INDEX_URL=http://elsewhere/simple", "PIP_FIND_LINKS=/opt/wheels",
+		"UV_EXTRA_INDEX_URL=http://x/", "UV_INDEX=y", "PIP_CERT=/etc/ssl/c.pem", "HTTPS_PROXY=http://proxy:3128", "INDEX_URL=kept"}
+	got := strings.Join(buildEnviron(in), " ")
+	if got != "PATH=/usr/bin PIP_CERT=/etc/ssl/c.pem HTTPS_PROXY=http://proxy:3128 INDEX_URL=kept" {
+		t.Fatalf("buildEnviron = %q", got)
+	}
+}

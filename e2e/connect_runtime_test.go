@@ -64,7 +64,7 @@ def started(j):
     return any("Application startup complete" in e["data"] for e in log["entries"])
 job = jobs[0]
 until("the job's log to show the app started", lambda: started(job))
-assert item.jobs.find_by(key=job["key"])["pid"] == job["pid"]
+assert item.jobs.find_by(key=job["key"])["key"] == job["key"]
 assert item.jobs.find(job["key"])["key"] == job["key"]
 job.destroy()
 until("a replacement", lambda: len(active(item)) == 2 and job["key"] not in {j["key"] for j in active(item)})
@@ -105,7 +105,8 @@ while True:
 print("OK warm", flush=True)
 `
 
-// TestConnectRuntime: a deployed FastAPI app kept at min_processes, its
+// TestConnectRuntime: a deployed FastAPI app (its environment built with pip: no uv on the
+// PATH) kept at min_processes, its
 // processes listed and killed through posit-sdk's jobs API, restarted after
 // a crash, and run as the unprivileged content user (when the suite runs
 // as root) in a working directory of its own.
@@ -114,9 +115,9 @@ func TestConnectRuntime(t *testing.T) {
 		t.Skip("deploys a Python app")
 	}
 	venv := connectClients(t)
-	tools := pyTools(t)
-	env := []string{"ATRIUM_PACKAGEMANAGER_PYPI_UPSTREAM=",
-		"PATH=" + filepath.Join(tools, "bin") + string(os.PathListSeparator) + os.Getenv("PATH")}
+	// No uv on this server's PATH, and only the system's python3: Connect
+	// falls back to venv and pip (the other deploy tests use uv).
+	env := []string{"ATRIUM_PACKAGEMANAGER_PYPI_UPSTREAM=", "PATH=/usr/local/bin:/usr/bin:/bin"}
 	p, dataDir := suiteWithIdentity(t, env...)
 	url := p.urls["Connect"]
 	key := regexp.MustCompile(`atr_\S+`).FindString(atriumCLI(t, dataDir, "", "users", "token", "admin", "--product", "connect"))
@@ -127,8 +128,8 @@ func TestConnectRuntime(t *testing.T) {
 	app := copyDir(t, filepath.Join(repoRoot(t), "e2e", "testdata", "connect", "runtime"))
 	probe := filepath.Join(dataDir, "secret.key")
 	out, ok := rsconnectCLI(t, home, "deploy", "fastapi", "-n", "atrium", "-E", "PROBE_FILE="+probe, app)
-	if !ok {
-		t.Fatal("rsconnect deploy failed")
+	if !ok || !strings.Contains(out, "$ python -m pip install") {
+		t.Fatal("rsconnect deploy failed or did not build the environment with pip")
 	}
 	m := contentURLPattern.FindStringSubmatch(out)
 	if m == nil {
