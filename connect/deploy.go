@@ -85,7 +85,7 @@ func (s *Server) runDeploy(ctx context.Context, guid string, b Bundle, activate 
 	if err != nil {
 		return err
 	}
-	inst, err := s.rt.start(ctx, ct, b, m, dir, !activate, log, log.Printf)
+	inst, err := s.rt.start(ctx, ct, b, m, dir, !activate, true, log, log.Printf)
 	if err != nil {
 		return err
 	}

@@ -93,7 +93,7 @@ func containsRun(s, run []string) bool {
 func TestUnrunnableModeFails(t *testing.T) {
 	m := bundle.Manifest{}
 	m.Metadata.AppMode = bundle.ModeTensorFlow
-	_, err := (&runtime{}).start(context.Background(), Content{GUID: "g1"}, Bundle{ID: 1}, m, t.TempDir(), false, nil, func(string, ...any) {})
+	_, err := (&runtime{}).start(context.Background(), Content{GUID: "g1"}, Bundle{ID: 1}, m, t.TempDir(), false, true, nil, func(string, ...any) {})
 	var tf *taskFailure
 	if !errors.As(err, &tf) {
 		t.Fatalf("err %v, want a task failure", err)

@@ -104,10 +104,13 @@ func (o *jobOutput) setTee(w io.Writer) {
 	o.mu.Unlock()
 }
 
-// start runs the bundle extracted in dir and returns once a first process
-// answers; the pool keeps as many running as the content's settings ask.
+// start readies the bundle extracted in dir: its environment and a pool
+// that keeps as many processes running as the content's settings ask.
+// With verify (a deploy), it returns once a first process answers, so a
+// bundle that does not start fails its deploy; otherwise the scheduler
+// starts processes when requests come, never the request handler itself.
 // draft selects the preview prefix.
-func (r *runtime) start(ctx context.Context, ct Content, b Bundle, m bundle.Manifest, dir string, draft bool, log io.Writer, say func(string, ...any)) (*instance, error) {
+func (r *runtime) start(ctx context.Context, ct Content, b Bundle, m bundle.Manifest, dir string, draft, verify bool, log io.Writer, say func(string, ...any)) (*instance, error) {
 	guid := ct.GUID
 	var draftID int64
 	if draft {
@@ -158,6 +161,10 @@ func (r *runtime) start(ctx context.Context, ct Content, b Bundle, m bundle.Mani
 	})
 	if err != nil {
 		return nil, err
+	}
+	if !verify {
+		p.scale() // min_processes
+		return &instance{bundleID: b.ID, pool: p, handler: p.handler}, nil
 	}
 	say("Starting %s with %s", entryName(m.Entry), rn.server)
 	if err := p.startFirst(ctx, log); err != nil {
@@ -470,7 +477,7 @@ func (s *Server) ensureActive(ctx context.Context, ct Content) (*instance, error
 	if err != nil {
 		return nil, httpx.Internal(err)
 	}
-	inst, err := s.rt.start(ctx, ct, b, m, dir, false, w, say)
+	inst, err := s.rt.start(ctx, ct, b, m, dir, false, false, w, say)
 	if err != nil {
 		return nil, &httpx.Error{Status: http.StatusBadGateway, Msg: "the content could not be started; see the server log", Err: err}
 	}
