@@ -124,6 +124,7 @@ func (s *Server) routes() {
 	// access type), so the routes do not require a sign-in themselves.
 	e.Any("/content/:guid", s.serveContent)
 	e.Any("/content/:guid/*path", s.serveContent)
+	s.uiRoutes()
 }
 
 // requireAPIUser refuses anonymous API calls with Connect's 401 shape, so

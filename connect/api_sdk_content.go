@@ -93,12 +93,8 @@ func (s *Server) writeEnvironment(c *gin.Context, replace bool) {
 	}
 	updates := map[string]*string{}
 	for _, v := range body {
-		if !envNamePattern.MatchString(v.Name) {
-			c.Error(badRequest("environment variable name %q must be letters, digits and '_', not starting with a digit", v.Name))
-			return
-		}
-		if v.Value != nil && len(*v.Value) > maxEnvValue {
-			c.Error(badRequest("the value of %s is longer than %d bytes", v.Name, maxEnvValue))
+		if err := checkEnvVar(v.Name, v.Value); err != nil {
+			c.Error(err)
 			return
 		}
 		updates[v.Name] = v.Value

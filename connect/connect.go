@@ -11,6 +11,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"html/template"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/launcher"
 	"github.com/atrium-suite/atrium/shared/platform"
+	"github.com/gin-gonic/gin"
 )
 
 //go:embed migrations
@@ -60,7 +62,12 @@ func New(ctx context.Context, cfg config.Config, opts platform.Options) (*Server
 	base, err := platform.Open(ctx, cfg, platform.Product{
 		Name:     config.Connect,
 		Embedded: migrations,
-		Landing:  platform.Landing{Lead: "Publish and share data-science content: APIs, apps, reports and notebooks."},
+		Landing: platform.Landing{
+			Lead: "Publish and share data-science content: APIs, apps, reports and notebooks.",
+			Extra: func(*gin.Context) (template.HTML, error) {
+				return `<p><a href="/connect/">Browse the content</a> published here, with its settings, processes and logs.</p>`, nil
+			},
+		},
 	}, opts)
 	if err != nil {
 		return nil, err
