@@ -36,6 +36,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 bench: ## benchmarks, printed as ratios against a baseline measured in the same run
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	scripts/bench/pm.sh
+	scripts/bench/connect.sh
 
 deps: ## install what the tests need (PostgreSQL); idempotent
 	scripts/deps.sh test

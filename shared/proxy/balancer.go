@@ -35,13 +35,15 @@ type StickyBalancer struct {
 	mu      sync.Mutex
 	targets []*entry
 	byKey   map[string]*entry // cookie value → target
+	byID    map[string]*entry // target ID → target
 	next    int               // round-robin position
 }
 
 type entry struct {
-	t        Target
-	key      string
-	inflight atomic.Int64 // shared with release funcs, which outlive Set
+	t         Target
+	key       string
+	setCookie [2]string    // the affinity cookie's Set-Cookie value, without and with Secure
+	inflight  atomic.Int64 // shared with release funcs, which outlive Set
 }
 
 var (
@@ -64,6 +66,7 @@ func NewSticky(cfg StickyConfig) (*StickyBalancer, error) {
 		path:        path,
 		leastLoaded: cfg.LeastLoaded,
 		byKey:       map[string]*entry{},
+		byID:        map[string]*entry{},
 	}, nil
 }
 
@@ -90,32 +93,53 @@ func (b *StickyBalancer) Set(targets []Target) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	byKey := make(map[string]*entry, len(targets))
+	byID := make(map[string]*entry, len(targets))
 	list := make([]*entry, 0, len(targets))
 	for _, t := range targets {
 		key := hash(t.ID)[:16]
 		e, ok := b.byKey[key]
 		if !ok {
 			e = &entry{key: key}
+			for i, secure := range []bool{false, true} {
+				e.setCookie[i] = b.cookieFor(key, secure).String()
+			}
 		}
 		e.t = t // the URL may have changed
 		byKey[key] = e
+		byID[t.ID] = e
 		list = append(list, e)
 	}
-	b.targets, b.byKey = list, byKey
+	b.targets, b.byKey, b.byID = list, byKey, byID
 	return nil
 }
 
 // Pick implements Balancer.
 func (b *StickyBalancer) Pick(r *http.Request) (Target, func(), error) {
+	e, _, err := b.pick(r)
+	if err != nil {
+		return Target{}, nil, err
+	}
+	var done atomic.Bool
+	return e.t, func() {
+		if done.CompareAndSwap(false, true) {
+			e.inflight.Add(-1)
+		}
+	}, nil
+}
+
+// pick is Pick for the Proxy, which needs no closure: it decrements the
+// entry's in-flight count itself. carried reports that r already holds the
+// cookie naming the picked entry, so no Set-Cookie is needed.
+func (b *StickyBalancer) pick(r *http.Request) (e *entry, carried bool, err error) {
+	val, has := cookieValue(r.Header, b.cookie)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := len(b.targets)
 	if n == 0 {
-		return Target{}, nil, ErrNoTarget
+		return nil, false, ErrNoTarget
 	}
-	var e *entry
-	if c, err := r.Cookie(b.cookie); err == nil {
-		e = b.byKey[c.Value]
+	if has {
+		e = b.byKey[val]
 	}
 	if e == nil {
 		start := b.next % n
@@ -132,24 +156,60 @@ func (b *StickyBalancer) Pick(r *http.Request) (Target, func(), error) {
 		}
 	}
 	e.inflight.Add(1)
-	return e.t, sync.OnceFunc(func() { e.inflight.Add(-1) }), nil
+	return e, has && val == e.key, nil
 }
 
 // AffinityCookie implements Sticky: a session cookie, scoped to the prefix,
 // that names the target by a hash (target IDs and ports stay private).
 func (b *StickyBalancer) AffinityCookie(r *http.Request, t Target) *http.Cookie {
-	key := hash(t.ID)[:16]
-	if c, err := r.Cookie(b.cookie); err == nil && c.Value == key {
+	b.mu.Lock()
+	e := b.byID[t.ID]
+	b.mu.Unlock()
+	var key string
+	if e != nil {
+		key = e.key // hashed once, in Set
+	} else {
+		key = hash(t.ID)[:16] // a target removed since it was picked
+	}
+	if v, ok := cookieValue(r.Header, b.cookie); ok && v == key {
 		return nil
 	}
+	return b.cookieFor(key, r.TLS != nil)
+}
+
+func (b *StickyBalancer) cookieFor(key string, secure bool) *http.Cookie {
 	return &http.Cookie{
 		Name:     b.cookie,
 		Value:    key,
 		Path:     b.path,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
 	}
+}
+
+// cookieValue is r.Cookie(name).Value without parsing (and allocating)
+// every cookie of the request: the first cookie called name, its value
+// unquoted. The value is not validated; callers compare it with values
+// they made.
+func cookieValue(h http.Header, name string) (string, bool) {
+	for _, line := range h["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimLeft(part, " \t")
+			k, v, ok := strings.Cut(part, "=")
+			if !ok || k != name {
+				continue
+			}
+			v = strings.TrimRight(v, " \t")
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // InFlight returns the requests in flight per target ID, for a scheduler

@@ -38,7 +38,7 @@ func backend(t *testing.T, id string) (*httptest.Server, Target) {
 	return s, target(t, id, s.URL)
 }
 
-func target(t *testing.T, id, raw string) Target {
+func target(t testing.TB, id, raw string) Target {
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,99 @@
+// Command proxyfront is Atrium's side of the Connect proxy benchmark
+// (scripts/bench/connect.sh): shared/proxy's Proxy with a StickyBalancer,
+// configured as Connect configures it for a running app (connect/runtime.go:
+// proxy.NewSticky and proxy.New with Prefix /content/{guid}/, the prefix
+// kept), in front of one backend process. Connect's own routing and
+// sign-in are left out, so the number is the proxy's alone.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/atrium-suite/atrium/shared/proxy"
+)
+
+func main() {
+	addr := flag.String("listen", "127.0.0.1:8081", "address to listen on")
+	backend := flag.String("backend", "http://127.0.0.1:8080", "the backend's URL")
+	guid := flag.String("guid", "0f5e2a9c-bench-4b1e-9d7a-000000000001", "content GUID in the prefix /content/{guid}/")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
+	flag.Parse()
+	if err := profiled(*cpuprofile, func() error { return run(*addr, *backend, *guid) }); err != nil {
+		log.Fatalf("proxyfront: %v", err)
+	}
+}
+
+// profiled runs f, under the CPU profiler when path is set.
+func profiled(path string, f func() error) error {
+	if path == "" {
+		return f()
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		_ = out.Close()
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	ferr := f()
+	pprof.StopCPUProfile()
+	if err := out.Close(); err != nil && ferr == nil {
+		ferr = fmt.Errorf("cpu profile: %w", err)
+	}
+	return ferr
+}
+
+func run(addr, backend, guid string) error {
+	u, err := url.Parse(backend)
+	if err != nil {
+		return fmt.Errorf("backend URL: %w", err)
+	}
+	prefix := "/content/" + guid + "/"
+	bal, err := proxy.NewSticky(proxy.StickyConfig{Prefix: prefix})
+	if err != nil {
+		return err
+	}
+	if err := bal.Set([]proxy.Target{{URL: u, ID: "bench-backend"}}); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p, err := proxy.New(proxy.Config{Prefix: prefix, Balancer: bal, Logger: logger})
+	if err != nil {
+		return err
+	}
+	// The timeouts Atrium's servers use (shared/httpx): a benchmark of a
+	// server without them would measure something Atrium does not run.
+	srv := &http.Server{
+		Addr:              addr,
+		Handler:           p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(os.Stderr, "proxyfront: %s%s → %s\n", addr, prefix, backend)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,442 @@
+#!/usr/bin/env bash
+# connect.sh — Connect benchmark: Atrium's reverse proxy and Connect's
+# content serving, every number measured in this one run. It is a report,
+# not a test: a missed target is printed, not failed; the script exits
+# non-zero only when a server does not start or a measurement errors.
+#
+#   proxy    wrk on one trivial Go backend (e2e/benchcmd/backend) through
+#            Atrium's shared/proxy as Connect configures it
+#            (e2e/benchcmd/proxyfront), through nginx (worker_processes =
+#            CPUs, upstream keepalive, access_log off) and through
+#            configurable-http-proxy (defaults). Targets: >= 1.0x nginx,
+#            >= 3x configurable-http-proxy (requests/s).
+#   fastapi  a FastAPI app deployed with the real `rsconnect deploy fastapi`
+#            to a real `atrium up`, two processes (min_processes =
+#            max_processes = 2), through Atrium vs straight to the same two
+#            uvicorn processes. Targets: >= 0.95x requests/s, <= 1.2x p99.
+#   flask    a Flask API (`rsconnect deploy api`, gunicorn as Connect runs
+#            it) with BENCH_FLASK_PROCS processes through Atrium. Target:
+#            >= 2500 requests/s with 0 errors.
+#   deploy   `rsconnect deploy fastapi` of a second content item with the
+#            same requirements (the environment cache is warm), from the
+#            upload to the content answering. Target: <= 5 s.
+#
+# wrk runs -c$BENCH_WRK_CONNECTIONS (250) -t2 for $BENCH_WRK_DURATION (5s)
+# per sample after a 1s warm-up; the servers of a section take turns,
+# BENCH_ROUNDS (3) times, and the report takes the median round. Where two
+# processes are compared with Atrium, both sides are driven by two wrk
+# (-t1, half the connections each): one per process for "direct", both at
+# Atrium for "through Atrium".
+#
+# Tools are installed idempotently: wrk and nginx (apt-get, as root),
+# configurable-http-proxy (npm, pinned, into ~/.cache/atrium), uv
+# (scripts/pytools.sh) and rsconnect-python (scripts/connect-clients.sh).
+# Results go to stdout and ~/.cache/atrium/bench-results/.
+#
+# Knobs (environment): BENCH_ROUNDS, BENCH_WRK_DURATION,
+# BENCH_WRK_CONNECTIONS, BENCH_FLASK_PROCS (4), BENCH_PARTS (default
+# "proxy connect"; "proxy" skips the deploys), BENCH_KEEP=1 keeps the
+# temporary dirs, BENCH_ATRIUM=PATH uses that binary instead of building
+# bin/atrium.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+here=$root/scripts/bench
+cache=${ATRIUM_CACHE:-$HOME/.cache/atrium}
+ROUNDS=${BENCH_ROUNDS:-3}
+WRK_DURATION=${BENCH_WRK_DURATION:-5s}
+WRK_CONNECTIONS=${BENCH_WRK_CONNECTIONS:-250}
+FLASK_PROCS=${BENCH_FLASK_PROCS:-4}
+PARTS=${BENCH_PARTS:-proxy connect}
+
+# The peer, pinned so runs months apart compare the same software.
+CHP_VERSION=5.3.0
+# The prefix Connect mounts content at; every proxy is asked the same path.
+GUID=0f5e2a9c-bench-4b1e-9d7a-000000000001
+
+log() { printf 'connect.sh: %s\n' "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+# --- tools -----------------------------------------------------------------
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then
+		"$@"
+	elif sudo -n true 2>/dev/null; then
+		sudo -n "$@"
+	else
+		die "$* needs root"
+	fi
+}
+
+# ensure_apt COMMAND PACKAGE: COMMAND from Debian's PACKAGE.
+ensure_apt() {
+	local cmd=$1 pkg=$2
+	command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] && return
+	log "installing $pkg"
+	as_root apt-get install -y -q "$pkg" >&2 || {
+		as_root apt-get update -q >&2
+		as_root apt-get install -y -q "$pkg" >&2
+	}
+	command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || die "$pkg did not install $cmd"
+}
+
+# ensure_chp: configurable-http-proxy from npm into the cache, pinned.
+ensure_chp() {
+	local dir=$cache/chp-$CHP_VERSION
+	if [ ! -x "$dir/node_modules/.bin/configurable-http-proxy" ] || [ "$(cat "$dir/.bench-spec" 2>/dev/null)" != "$CHP_VERSION" ]; then
+		command -v npm >/dev/null || die "npm is missing (configurable-http-proxy comes from npm)"
+		log "installing configurable-http-proxy $CHP_VERSION into $dir"
+		rm -rf "$dir" "$dir.tmp"
+		mkdir -p "$dir.tmp"
+		(cd "$dir.tmp" && npm install --no-audit --no-fund --loglevel=error "configurable-http-proxy@$CHP_VERSION" >&2)
+		printf '%s' "$CHP_VERSION" >"$dir.tmp/.bench-spec"
+		mv "$dir.tmp" "$dir"
+	fi
+	echo "$dir/node_modules/.bin/configurable-http-proxy"
+}
+
+want() { [[ " $PARTS " == *" $1 "* ]]; }
+
+ensure_apt wrk wrk
+ensure_apt nginx nginx
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+CHP=$(ensure_chp)
+
+# --- work dirs, results, cleanup --------------------------------------------
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+results=$cache/bench-results/connect-$stamp
+mkdir -p "$results/wrk"
+work=$(mktemp -d "${TMPDIR:-/tmp}/atrium-bench-connect.XXXXXX")
+# Connect runs content as another user (connect.run_as), which must be able
+# to reach the data dir below this one.
+chmod 0711 "$work"
+raw=$results/raw.tsv
+: >"$raw"
+
+declare -A PID=() LOGF=()
+
+stop_server() {
+	local s=$1 pid=${PID[$1]:-} i
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for i in $(seq 300); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	PID[$s]=
+}
+
+cleanup() {
+	local rc=$? s
+	for s in "${!PID[@]}"; do stop_server "$s"; done
+	for s in "${!LOGF[@]}"; do
+		[ -f "${LOGF[$s]}" ] && cp "${LOGF[$s]}" "$results/$s.log"
+	done
+	if [ "$rc" != 0 ]; then
+		log "failed (exit $rc); server logs are in $results"
+	fi
+	if [ -z "${BENCH_KEEP:-}" ]; then rm -rf "$work"; else log "kept $work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start NAME COMMAND...: run a server in the background, output to its log.
+start() {
+	local s=$1
+	shift
+	LOGF[$s]=$work/$s.log
+	"$@" >>"${LOGF[$s]}" 2>&1 &
+	PID[$s]=$!
+}
+
+# wait_up SERVER URL [HEADER]: until URL answers 2xx, the server dies, or
+# 120s pass.
+wait_up() {
+	local s=$1 url=$2 i hdr=()
+	[ -n "${3:-}" ] && hdr=(-H "$3")
+	for i in $(seq 1200); do
+		if curl -fs -o /dev/null --max-time 2 "${hdr[@]}" "$url"; then return 0; fi
+		if ! kill -0 "${PID[$s]}" 2>/dev/null; then
+			tail -n 30 "${LOGF[$s]}" >&2 || true
+			die "$s exited before it answered $url"
+		fi
+		sleep 0.1
+	done
+	tail -n 30 "${LOGF[$s]}" >&2 || true
+	die "$s did not answer $url within 120s"
+}
+
+# --- measurements -----------------------------------------------------------
+
+now_ms() { date +%s%3N; }
+
+# wrk_run SECTION SERVER ROUND THREADS CONNS URL [HEADER]: one sample. A
+# sample is one wrk, or several started together (URL and THREADS/CONNS
+# then apply to each, URL a space-separated list), whose outputs the report
+# adds up.
+wrk_run() {
+	local section=$1 s=$2 round=$3 threads=$4 conns=$5 urls=$6 hdr=() u i=0 files=() pids=()
+	[ -n "${7:-}" ] && hdr=(-H "$7")
+	for u in $urls; do
+		wrk -t"$threads" -c"$conns" -d1s "${hdr[@]}" "$u" >/dev/null 2>&1 &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || die "$s: wrk warm-up failed"; done
+	pids=()
+	i=0
+	for u in $urls; do
+		files+=("$results/wrk/$section-$s-$round-$i.txt")
+		wrk -t"$threads" -c"$conns" -d"$WRK_DURATION" --latency "${hdr[@]}" "$u" >"${files[-1]}" 2>&1 &
+		pids+=($!)
+		i=$((i + 1))
+	done
+	for i in "${!pids[@]}"; do wait "${pids[$i]}" || die "$s: wrk failed: $(cat "${files[$i]}")"; done
+	printf 'wrk\t%s\t%s\t%s\n' "$section" "$s" "$(
+		IFS=,
+		echo "${files[*]}"
+	)" >>"$raw"
+}
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+versions=()
+
+# --- (1) the proxy against nginx and configurable-http-proxy ----------------
+
+if want proxy; then
+	log "building e2e/benchcmd (backend, proxyfront)"
+	(cd "$root/e2e" && go build -o "$work/bin/" ./benchcmd/backend ./benchcmd/proxyfront) >&2
+	bport=$(free_port)
+	start backend "$work/bin/backend" -listen "127.0.0.1:$bport"
+	wait_up backend "http://127.0.0.1:$bport/"
+
+	declare -A PURL=()
+	port=$(free_port)
+	start atrium "$work/bin/proxyfront" -listen "127.0.0.1:$port" -backend "http://127.0.0.1:$bport" -guid "$GUID"
+	PURL[atrium]=http://127.0.0.1:$port/content/$GUID/
+
+	port=$(free_port)
+	mkdir -p "$work/nginx"
+	cat >"$work/nginx/nginx.conf" <<EOF
+# As nginx is run in front of an app server: one worker per CPU, kept-alive
+# upstream connections, no access log (Atrium's proxy keeps none either).
+worker_processes $(nproc);
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $work/nginx/body;
+	proxy_temp_path $work/nginx/proxy;
+	fastcgi_temp_path $work/nginx/fastcgi;
+	uwsgi_temp_path $work/nginx/uwsgi;
+	scgi_temp_path $work/nginx/scgi;
+	upstream backend {
+		server 127.0.0.1:$bport;
+		keepalive 512;
+	}
+	server {
+		listen 127.0.0.1:$port;
+		location /content/ {
+			proxy_pass http://backend;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			# The headers Atrium's proxy sets too.
+			proxy_set_header Host \$http_host;
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Host \$http_host;
+			proxy_set_header X-Forwarded-Proto \$scheme;
+		}
+	}
+}
+EOF
+	start nginx "$NGINX" -c "$work/nginx/nginx.conf"
+	PURL[nginx]=http://127.0.0.1:$port/content/$GUID/
+
+	port=$(free_port)
+	start chp "$CHP" --ip 127.0.0.1 --port "$port" --api-ip 127.0.0.1 --api-port "$(free_port)" \
+		--default-target "http://127.0.0.1:$bport" --log-level warn
+	PURL[chp]=http://127.0.0.1:$port/content/$GUID/
+
+	for s in atrium nginx chp; do
+		wait_up "$s" "${PURL[$s]}"
+		curl -fsS "${PURL[$s]}" | grep -qx 'Hello, world!' || die "$s does not pass the backend's answer through"
+	done
+	for r in $(seq "$ROUNDS"); do
+		for s in atrium nginx chp; do
+			log "proxy, round $r/$ROUNDS: $s"
+			wrk_run proxy "$s" "$r" 2 "$WRK_CONNECTIONS" "${PURL[$s]}"
+		done
+	done
+	for s in atrium nginx chp backend; do stop_server "$s"; done
+	versions+=(
+		"proxy: Atrium shared/proxy (e2e/benchcmd/proxyfront, $(go version | awk '{print $3}')), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), configurable-http-proxy $CHP_VERSION (node $(node --version))"
+	)
+fi
+
+# --- (2), (3) and the deploy time through a real Connect ---------------------
+
+if want connect; then
+	tools=$("$root/scripts/pytools.sh")
+	clients=$("$root/scripts/connect-clients.sh")
+	if [ -n "${BENCH_ATRIUM:-}" ]; then
+		atrium=$BENCH_ATRIUM
+	else
+		log "building bin/atrium"
+		make -s -C "$root" build >&2
+		atrium=$root/bin/atrium
+	fi
+	cport=$(free_port)
+	CONNECT=http://127.0.0.1:$cport
+	data=$work/atrium-data
+	# Packages come from Package Manager mirroring the host pip's index
+	# (an empty upstream); Connect builds environments with uv.
+	start atrium-up env PATH="$tools/bin:$PATH" \
+		ATRIUM_PACKAGEMANAGER_PYPI_UPSTREAM= \
+		ATRIUM_CONNECT_LISTEN=127.0.0.1:$cport \
+		ATRIUM_PACKAGEMANAGER_LISTEN=127.0.0.1:$(free_port) \
+		ATRIUM_WORKBENCH_LISTEN=127.0.0.1:$(free_port) \
+		ATRIUM_IDENTITY_LISTEN=127.0.0.1:$(free_port) \
+		"$atrium" up --data-dir "$data"
+	wait_up atrium-up "$CONNECT/readyz"
+	KEY=$(ATRIUM_SHARED_DATA_DIR=$data "$atrium" users token admin --product connect 2>&1 | grep -o 'atr_[A-Za-z0-9_-]*' | head -n1) ||
+		die "atrium users token gave no key"
+	AUTH="Authorization: Key $KEY"
+	export HOME=$work/home NO_COLOR=1 CONNECT_TASK_TIMEOUT=600
+	mkdir -p "$HOME"
+	rsc() { "$clients/bin/rsconnect" "$@" 2>&1 | sed 's/\x1b\[[0-9;]*m//g'; }
+	rsc add -s "$CONNECT" -n atrium -k "$KEY" >"$work/rsconnect-add.log" || die "rsconnect add: $(cat "$work/rsconnect-add.log")"
+
+	# api METHOD PATH [JSON]: Connect's API with the admin key.
+	api() {
+		local args=(-fsS -X "$1" -H "$AUTH")
+		[ -n "${3:-}" ] && args+=(-H 'Content-Type: application/json' --data "$3")
+		curl "${args[@]}" "$CONNECT/__api__$2"
+	}
+
+	# deploy MODE DIR LOG [--new]: rsconnect deploy; prints the content GUID.
+	deploy() {
+		local mode=$1 dir=$2 out=$3
+		shift 3
+		rsc deploy "$mode" -n atrium "$@" "$dir" >"$out" || die "rsconnect deploy $mode $dir failed: $(tail -n 30 "$out")"
+		grep -o 'Direct content URL: \S*' "$out" | tail -n1 | sed 's#.*/content/\([^/]*\)/.*#\1#'
+	}
+
+	# supports_processes GUID: PATCH takes min_processes (the runtime
+	# settings API), else the process sections are skipped.
+	supports_processes() {
+		api PATCH "/v1/content/$1" '{"min_processes":1}' 2>/dev/null | grep -q '"min_processes": *1'
+	}
+
+	# set_processes GUID N: N processes, no queueing in the scheduler below
+	# the benchmark's connection count, then wait until the jobs API lists
+	# N running jobs; prints their listening ports.
+	set_processes() {
+		local guid=$1 n=$2 conns i ports
+		conns=$(((WRK_CONNECTIONS + n - 1) / n))
+		api PATCH "/v1/content/$guid" "{\"min_processes\":$n,\"max_processes\":$n,\"max_conns_per_process\":$conns}" >/dev/null ||
+			die "PATCH content $guid with min_processes=$n failed"
+		curl -fs -o /dev/null -H "$AUTH" "$CONNECT/content/$guid/" || true # starts the first process if none runs
+		for i in $(seq 600); do
+			ports=$(process_ports "$guid")
+			if [ "$(wc -w <<<"$ports")" = "$n" ]; then
+				echo "$ports"
+				return
+			fi
+			sleep 0.2
+		done
+		die "content $guid: the jobs API did not list $n running processes with a port within 120s (have: $(api GET "/v1/content/$guid/jobs"))"
+	}
+
+	# process_ports GUID: the loopback ports the content's running jobs
+	# listen on, found by pid (and the pid's children: gunicorn's workers).
+	process_ports() {
+		local pid p ports=()
+		for pid in $(api GET "/v1/content/$1/jobs" | python3 -c '
+import json, sys
+for j in json.load(sys.stdin):
+    if j.get("status") == 0 and j.get("pid"):
+        print(j["pid"])'); do
+			local tree=" $pid $(pgrep -P "$pid" | tr '\n' ' ')"
+			p=$(ss -ltnpH 2>/dev/null | awk -v tree="$tree" '{
+				if (match($0, /pid=[0-9]+/)) { id = substr($0, RSTART + 4, RLENGTH - 4); if (index(tree, " " id " ")) { n = split($4, a, ":"); print a[n]; exit } }
+			}')
+			[ -n "$p" ] && ports+=("$p")
+		done
+		echo "${ports[*]}"
+	}
+
+	for d in fastapi fastapi2 flask; do
+		cp -r "$here/testdata/${d%2}" "$work/$d"
+	done
+	log "deploying the FastAPI app (builds its environment)"
+	fguid=$(deploy fastapi "$work/fastapi" "$work/deploy-fastapi.log")
+	[ -n "$fguid" ] || die "no content URL in the deploy log: $(tail -n 20 "$work/deploy-fastapi.log")"
+	wait_up atrium-up "$CONNECT/content/$fguid/" "$AUTH"
+
+	# The deploy time: a second item, same requirements, warm cache.
+	log "timing the deploy of a second FastAPI item (environment cache warm)"
+	t0=$(now_ms)
+	guid2=$(deploy fastapi "$work/fastapi2" "$work/deploy-fastapi2.log" --new)
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "$CONNECT/content/$guid2/")
+	t1=$(now_ms)
+	[ "$code" = 200 ] || die "the second FastAPI item answers $code right after its deploy"
+	printf 'time\tdeploy\t%s\n' "$((t1 - t0))" >>"$raw"
+	grep -q 'uv pip install\|Building' "$work/deploy-fastapi2.log" &&
+		printf 'note\tdeploy\t%s\n' "the second deploy's log shows an environment build: $(grep -m1 'uv pip install\|Building' "$work/deploy-fastapi2.log")" >>"$raw"
+
+	if supports_processes "$fguid"; then
+		read -r -a fports <<<"$(set_processes "$fguid" 2)"
+		direct=""
+		for p in "${fports[@]}"; do
+			curl -fs -o /dev/null "http://127.0.0.1:$p/" || die "FastAPI process on port $p does not answer /"
+			direct+="http://127.0.0.1:$p/ "
+		done
+		through="$CONNECT/content/$fguid/ $CONNECT/content/$fguid/"
+		half=$((WRK_CONNECTIONS / 2))
+		for r in $(seq "$ROUNDS"); do
+			log "fastapi, round $r/$ROUNDS"
+			wrk_run fastapi atrium "$r" 1 "$half" "$through" "$AUTH"
+			wrk_run fastapi direct "$r" 1 "$half" "$direct"
+		done
+
+		log "deploying the Flask API"
+		lguid=$(deploy api "$work/flask" "$work/deploy-flask.log")
+		set_processes "$lguid" "$FLASK_PROCS" >/dev/null
+		wait_up atrium-up "$CONNECT/content/$lguid/" "$AUTH"
+		for r in $(seq "$ROUNDS"); do
+			log "flask, round $r/$ROUNDS"
+			wrk_run flask atrium "$r" 2 "$WRK_CONNECTIONS" "$CONNECT/content/$lguid/" "$AUTH"
+		done
+	else
+		why="PATCH /__api__/v1/content/{guid} does not take min_processes on this build: no multi-process content"
+		printf 'skip\tfastapi\t%s\n' "$why" >>"$raw"
+		printf 'skip\tflask\t%s\n' "$why" >>"$raw"
+	fi
+	versions+=(
+		"connect: $("$atrium" version 2>/dev/null | head -n1), $("$clients/bin/rsconnect" version 2>/dev/null | head -n1 || echo rsconnect), uv $("$tools/bin/uv" --version | awk '{print $2}')"
+		"app servers: $(for e in "$data"/connect/envs/*/; do "$e/bin/python" "$here/connect_versions.py" fastapi uvicorn flask gunicorn; done 2>/dev/null | sort -u | paste -sd';' | sed 's/;/; /g')"
+	)
+fi
+
+# --- report -----------------------------------------------------------------
+
+versions+=("wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}' || true)")
+printf '%s\n' "${versions[@]}" >"$results/versions.txt"
+python3 "$here/connect_report.py" --raw "$raw" --versions "$results/versions.txt" \
+	--rounds "$ROUNDS" --wrk "-c$WRK_CONNECTIONS -d$WRK_DURATION --latency" --flask-procs "$FLASK_PROCS" \
+	--cpus "$(nproc)" --load "$load_start" --load-end "$(cut -d' ' -f1-3 /proc/loadavg)" >"$results/table.txt"
+cat "$results/table.txt"
+cp "$results/table.txt" "$cache/bench-results/connect-latest.txt"
+log "results in $results (table also in $cache/bench-results/connect-latest.txt)"
