@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -149,6 +150,7 @@ type DB struct {
 	dialect Dialect
 	schema  string
 	logger  *slog.Logger
+	stmts   stmtCache
 }
 
 // Open validates cfg, connects, checks the connection and applies pending
@@ -284,17 +286,92 @@ func (d *DB) Rebind(q string) string { return d.dialect.Rebind(q) }
 
 // ExecContext runs q with '?' placeholders rebound.
 func (d *DB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := d.stmts.get(ctx, d, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return d.db.ExecContext(ctx, d.Rebind(q), args...)
 }
 
 // QueryContext runs q with '?' placeholders rebound.
 func (d *DB) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := d.stmts.get(ctx, d, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return d.db.QueryContext(ctx, d.Rebind(q), args...)
 }
 
 // QueryRowContext runs q with '?' placeholders rebound.
 func (d *DB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := d.stmts.get(ctx, d, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return d.db.QueryRowContext(ctx, d.Rebind(q), args...)
+}
+
+// stmtCache keeps SQLite's prepared statements by query text. The SQLite
+// driver compiles every query anew, which profiles of Connect serving
+// content showed as the largest cost of a request (API key, content and
+// group lookups); pgx already caches statements per connection, so
+// PostgreSQL does not use this. Only data statements are kept, and at most
+// maxCachedStmts, so queries built with varying text cannot grow it
+// without bound. A *sql.Stmt prepares itself on each pooled connection
+// as needed, and SQLite re-prepares after a schema change.
+type stmtCache struct {
+	mu sync.RWMutex
+	m  map[string]*sql.Stmt
+}
+
+const maxCachedStmts = 512
+
+func (c *stmtCache) get(ctx context.Context, d *DB, q string) *sql.Stmt {
+	if d.dialect != SQLite || !cacheable(q) {
+		return nil
+	}
+	c.mu.RLock()
+	st := c.m[q]
+	c.mu.RUnlock()
+	if st != nil {
+		return st
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.m[q]; st != nil {
+		return st
+	}
+	if len(c.m) >= maxCachedStmts {
+		return nil
+	}
+	st, err := d.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil // the plain path reports the error
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[q] = st
+	return st
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		st.Close()
+	}
+	c.m = nil
+}
+
+// cacheable reports whether q is a data statement (not DDL or a pragma).
+func cacheable(q string) bool {
+	q = strings.TrimSpace(q)
+	if len(q) < 6 {
+		return false
+	}
+	switch strings.ToUpper(q[:6]) {
+	case "SELECT", "INSERT", "UPDATE", "DELETE":
+		return true
+	}
+	return false
 }
 
 // Ping checks that the database is reachable.
@@ -303,6 +380,7 @@ func (d *DB) Ping(ctx context.Context) error { return d.db.PingContext(ctx) }
 // Close closes the pool. On PostgreSQL it also closes the pgx pool, which
 // closing the *sql.DB alone would leave open.
 func (d *DB) Close() error {
+	d.stmts.close()
 	err := d.db.Close()
 	if d.pool != nil {
 		d.pool.Close()

@@ -1,0 +1,68 @@
+package db_test
+
+import (
+	"path/filepath"
+	"testing"
+	"testing/fstest"
+
+	"github.com/atrium-suite/atrium/shared/db"
+)
+
+// TestStatementsSurviveSchemaChanges: SQLite statements are prepared once
+// and reused; a statement prepared before a column is added sees the
+// column afterwards, and data written through Exec is read back.
+func TestStatementsSurviveSchemaChanges(t *testing.T) {
+	migs := fstest.MapFS{"0001_t.sql": {Data: []byte("CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT NOT NULL);")}}
+	d := mustOpen(t, db.Config{SQLitePath: filepath.Join(t.TempDir(), "s.db"), Schema: "test", Migrations: migs})
+	ctx := t.Context()
+	for i := range 3 {
+		if _, err := d.ExecContext(ctx, "INSERT INTO t (id, name) VALUES (?, ?)", i, "n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const q = "SELECT * FROM t WHERE id = ?"
+	cols := func() int {
+		rows, err := d.QueryContext(ctx, q, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		c, _ := rows.Columns()
+		return len(c)
+	}
+	if n := cols(); n != 2 {
+		t.Fatalf("%d columns, want 2", n)
+	}
+	if _, err := d.ExecContext(ctx, "ALTER TABLE t ADD COLUMN extra TEXT"); err != nil {
+		t.Fatal(err)
+	}
+	if n := cols(); n != 3 {
+		t.Fatalf("after ALTER TABLE: %d columns, want 3", n)
+	}
+	var n int
+	if err := d.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("count %d, %v", n, err)
+	}
+}
+
+// BenchmarkQueryRow is a primary-key lookup as Connect does per request.
+func BenchmarkQueryRow(b *testing.B) {
+	migs := fstest.MapFS{"0001_t.sql": {Data: []byte("CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT NOT NULL, a TEXT, b TEXT, c BIGINT);")}}
+	d, err := db.Open(b.Context(), db.Config{SQLitePath: filepath.Join(b.TempDir(), "s.db"), Schema: "test", Migrations: migs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	ctx := b.Context()
+	if _, err := d.ExecContext(ctx, "INSERT INTO t (id, name, a, b, c) VALUES (1, 'x', 'y', 'z', 3)"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var id, c int64
+		var name, a, bb string
+		if err := d.QueryRowContext(ctx, "SELECT id, name, a, b, c FROM t WHERE id = ?", 1).Scan(&id, &name, &a, &bb, &c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
