@@ -2,10 +2,10 @@ package connect
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -168,9 +168,11 @@ func (s *store) finishHostJobs(ctx context.Context, hostname string) error {
 
 // ---- log files ----
 
-// jobLog is a job's output file: one JSON object per line,
-// {"t": unix ms, "d": the line}. It is written by the launcher's single
-// output goroutine.
+// jobLog is a job's output file: one line per output line, "<unix ms>\t
+// <the line>" (the launcher splits output into lines, so a line holds no
+// newline). Plain text keeps the write cheap: an app's access log is a
+// line per request. It is written by the launcher's single output
+// goroutine.
 type jobLog struct {
 	s    *Server
 	key  string
@@ -178,11 +180,13 @@ type jobLog struct {
 	mu   sync.Mutex
 	f    *os.File
 	size int64
+	buf  []byte
 }
 
+// logLine is one line of a job's output.
 type logLine struct {
-	T int64  `json:"t"`
-	D string `json:"d"`
+	T int64 // unix ms
+	D string
 }
 
 func (s *Server) jobLogPath(key string) string { return filepath.Join(s.jobsDir, key+".log") }
@@ -229,10 +233,13 @@ func (jl *jobLog) failed() {
 }
 
 func (jl *jobLog) Write(p []byte) (int, error) {
-	b, _ := json.Marshal(logLine{T: time.Now().UnixMilli(), D: strings.TrimRight(string(p), "\r\n")})
-	b = append(b, '\n')
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
+	b := strconv.AppendInt(jl.buf[:0], time.Now().UnixMilli(), 10)
+	b = append(b, '\t')
+	b = append(b, bytes.TrimRight(p, "\r\n")...)
+	b = append(b, '\n')
+	jl.buf = b
 	if jl.f == nil {
 		return len(p), nil
 	}
@@ -287,12 +294,14 @@ func (s *Server) readJobLog(key string, max int) ([]logLine, error) {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			var l logLine
-			if json.Unmarshal(sc.Bytes(), &l) == nil {
-				out = append(out, l)
-				if len(out) > 2*max {
-					out = append(out[:0], out[len(out)-max:]...)
-				}
+			ts, line, ok := strings.Cut(sc.Text(), "\t")
+			t, err := strconv.ParseInt(ts, 10, 64)
+			if !ok || err != nil {
+				continue
+			}
+			out = append(out, logLine{T: t, D: line})
+			if len(out) > 2*max {
+				out = append(out[:0], out[len(out)-max:]...)
 			}
 		}
 		f.Close()

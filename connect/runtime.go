@@ -88,7 +88,9 @@ type jobOutput struct {
 }
 
 func (o *jobOutput) Write(p []byte) (int, error) {
-	o.log.Debug("content output", "line", strings.TrimRight(string(p), "\n"))
+	if o.log.Enabled(context.Background(), slog.LevelDebug) {
+		o.log.Debug("content output", "line", strings.TrimRight(string(p), "\n"))
+	}
 	o.mu.Lock()
 	tee := o.tee
 	o.mu.Unlock()
@@ -378,7 +380,7 @@ func (s *Server) serveContent(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	ct, err := s.st.content(ctx, guid)
+	ct, err := s.st.contentForServing(ctx, guid)
 	if errors.Is(err, errNotFound) {
 		c.Error(httpx.NotFound("no content %s", guid))
 		return
@@ -430,7 +432,7 @@ func (s *Server) serveContent(c *gin.Context) {
 	// Posit Connect; a client-sent one is dropped so it cannot be forged.
 	c.Request.Header.Del(credentialsHeader)
 	if signedIn {
-		groups, err := s.st.groupNamesOf(ctx, u.ID)
+		groups, err := s.st.groupNamesForServing(ctx, u.ID)
 		if err != nil {
 			c.Error(httpx.Internal(err))
 			return

@@ -83,6 +83,8 @@ const (
 type store struct {
 	db  *db.DB
 	now func() time.Time
+	// serving caches, briefly, what requests to content read.
+	serving serveCache
 }
 
 func ms(t time.Time) int64           { return t.UnixMilli() }
@@ -220,6 +222,7 @@ func (s *store) listContent(ctx context.Context, name, ownerID string) ([]Conten
 func (s *store) updateContent(ctx context.Context, c Content) (Content, error) {
 	c.UpdatedAt = s.now()
 	args := append([]any{c.Name, c.Title, c.Description, c.AccessType, ms(c.UpdatedAt)}, c.Sched.args()...)
+	defer s.serving.invalidate()
 	res, err := s.db.ExecContext(ctx, `UPDATE content SET name = ?, title = ?, description = ?, access_type = ?, updated_at = ?,
 		min_processes = ?, max_processes = ?, max_conns_per_process = ?, load_factor = ?, idle_timeout = ?, init_timeout = ?
 		WHERE guid = ? AND NOT EXISTS (SELECT 1 FROM content o WHERE o.owner_id = ? AND o.name = ? AND o.guid <> ?)`,
@@ -237,6 +240,7 @@ func (s *store) updateContent(ctx context.Context, c Content) (Content, error) {
 }
 
 func (s *store) deleteContent(ctx context.Context, guid string) error {
+	defer s.serving.invalidate()
 	return s.db.InTx(ctx, func(tx *db.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM bundles WHERE content_guid = ?`, guid); err != nil {
 			return err
@@ -254,6 +258,7 @@ func (s *store) deleteContent(ctx context.Context, guid string) error {
 
 // activate makes bundle the content's active one and records its mode.
 func (s *store) activate(ctx context.Context, guid string, bundleID int64, appMode string) error {
+	defer s.serving.invalidate()
 	_, err := s.db.ExecContext(ctx, `UPDATE content SET active_bundle_id = ?, app_mode = ?, updated_at = ? WHERE guid = ?`,
 		bundleID, appMode, s.nowMS(), guid)
 	return err

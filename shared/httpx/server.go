@@ -216,7 +216,9 @@ func bodyLimit(n int64) gin.HandlerFunc {
 			c.Abort()
 			return
 		}
-		if c.Request.Body != nil {
+		// A request without a body keeps http.NoBody, so the proxy can
+		// tell it has none and take its direct path.
+		if c.Request.Body != nil && c.Request.Body != http.NoBody {
 			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
 		}
 		c.Next()
