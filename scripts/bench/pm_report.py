@@ -85,7 +85,7 @@ def main():
 
     rows = []  # (measurement, cells..., ratio)
     notes = []
-    install_ratios, index_ratios = [], []
+    install_ratios, index_ratios, server_ratios = [], [], []
 
     for label in order:
         if label in times:
@@ -95,6 +95,16 @@ def main():
             install_ratios.append((label, ratio))
             floor = f"{med['floor']:.0f}" if "floor" in med else "-"
             rows.append([label + " (ms, median)"] + [f"{med[s]:.0f}" if s in med else "-" for s in SERVERS] + [fmt_ratio(ratio), floor])
+            if "floor" in med:
+                # What the server adds to the client's own work: the part
+                # of an install a server can make faster.
+                above = {s: med[s] - med["floor"] for s in SERVERS if s in med}
+                peers_above = [above[s] for s in SERVERS[1:] if s in above]
+                r2 = None
+                if peers_above and above.get("atrium") is not None:
+                    r2 = min(peers_above) / max(above["atrium"], 1.0)
+                server_ratios.append((label, r2))
+                rows.append(["  above client alone (ms)"] + [f"{above[s]:.0f}" if s in above else "-" for s in SERVERS] + [fmt_ratio(r2), ""])
             continue
         res = wrk[label]
         valid = {}
@@ -146,6 +156,8 @@ def main():
     out.append("          keyfs cache, Atrium's database pages); no server fetches from an upstream")
     out.append("client alone: the same client with --no-index --find-links on the wheel dir, no server: the floor")
     out.append("              no server can go below; it bounds the install speedup any server can show")
+    out.append("above client alone: median install time minus the client alone's: the server's share, the part")
+    out.append("              a faster server shortens (a value at or below 0 is within the noise of the floor)")
     out.append(f"index: wrk {a.wrk}, after a 1s warm-up")
     out.append("ratio: speedup of Atrium over the best peer (>1 = Atrium faster); time = best peer / Atrium,")
     out.append("       req/s = Atrium / best peer, latency = best peer / Atrium")
@@ -168,6 +180,7 @@ def main():
 
     out.append("targets (reported, not enforced):")
     out.append("  " + verdict("installs", install_ratios, INSTALL_TARGET))
+    out.append("  " + verdict("installs, time above the client alone", server_ratios, INSTALL_TARGET))
     out.append("  " + verdict("index requests", index_ratios, INDEX_TARGET))
     if notes:
         out.append("")
