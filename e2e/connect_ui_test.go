@@ -127,6 +127,7 @@ func waitTask(t *testing.T, url, key, id string) (string, int) {
 // searches, opens its page (the site in a frame), changes its access,
 // runtime settings, environment and vanity URL (checked through the API),
 // reads its deploy log and redeploys it with the log following live; then
+// creates an API key on the keys page, adds the server to rsconnect with it,
 // deploys a FastAPI app with the real rsconnect CLI, sees its running
 // process with its pid and stops it from the page.
 func TestConnectUI(t *testing.T) {
@@ -336,10 +337,23 @@ func TestConnectUI(t *testing.T) {
 	}
 	shoot(t, ctx, "logs")
 
+	// An API key made in the browser is what rsconnect add takes.
+	run("create an API key",
+		chromedp.Navigate(url+"/__auth__/keys"),
+		chromedp.WaitVisible(`input[name="name"]`, chromedp.ByQuery),
+		chromedp.SendKeys(`input[name="name"]`, "rsconnect on my laptop", chromedp.ByQuery),
+		chromedp.Click(`form[action="/__auth__/keys"] button[type="submit"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`pre`, chromedp.ByQuery))
+	uiKey := strings.TrimSpace(text("pre"))
+	if !strings.HasPrefix(uiKey, "atr_") {
+		t.Fatalf("the keys page shows %q, not a new key", uiKey)
+	}
+	shoot(t, ctx, "api-key")
+
 	// FastAPI with the real rsconnect CLI: a process runs, with a pid.
 	home := t.TempDir()
-	if _, ok := rsconnectCLI(t, home, "add", "-s", url, "-n", "atrium", "-k", key); !ok {
-		t.Fatal("rsconnect add failed")
+	if out, ok := rsconnectCLI(t, home, "add", "-s", url, "-n", "atrium", "-k", uiKey); !ok || !strings.Contains(out, "Added Connect server") {
+		t.Fatal("rsconnect add with the key made in the browser failed")
 	}
 	out, ok := rsconnectCLI(t, home, "deploy", "fastapi", "-n", "atrium", "--title", "Greeter API", copyDir(t, filepath.Join(repoRoot(t), "e2e", "testdata", "connect", "fastapi")))
 	if !ok {
