@@ -155,8 +155,10 @@ func (s *Server) serverSettings(c *gin.Context) {
 // (rsconnect details reads it).
 func (s *Server) pythonSettings(c *gin.Context) {
 	installs := []gin.H{}
-	if py, err := s.python(c.Request.Context()); err == nil {
-		installs = append(installs, gin.H{"version": py.version, "cluster_name": "Local", "image_name": "Local"})
+	if all, err := s.pythons(c.Request.Context()); err == nil {
+		for _, py := range all {
+			installs = append(installs, gin.H{"version": py.version, "cluster_name": "Local", "image_name": "Local"})
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"installations": installs, "api_enabled": true})
 }

@@ -48,7 +48,7 @@ type Server struct {
 	packageIndex string
 
 	pyMu     sync.Mutex
-	py       interpreter
+	pys      []interpreter // found once, by pythons
 	envLocks map[string]*sync.Mutex
 
 	runAs runAs

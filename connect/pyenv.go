@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -20,59 +22,117 @@ import (
 // environment directory without it is a failed or interrupted build.
 const readyMarker = ".atrium-ready"
 
-// interpreter is the Python environments are built with.
+// interpreter is a Python environments are built with.
 type interpreter struct {
 	path    string
 	version string // "3.11.7"
 }
 
-// python finds the interpreter environments are built with: the first
-// python3 on the server's PATH whose base interpreter the content user can
-// run (a python3 under root's home cannot serve content run unprivileged).
-// Connect's bundles name the publisher's Python version; this slice builds
-// every environment with that one interpreter and keys environments by
-// its real version, so a new interpreter gets new environments.
-func (s *Server) python(ctx context.Context) (interpreter, error) {
+// minor is the version's "3.11".
+func (i interpreter) minor() string {
+	parts := strings.SplitN(i.version, ".", 3)
+	if len(parts) < 2 {
+		return i.version
+	}
+	return parts[0] + "." + parts[1]
+}
+
+// pythons finds the interpreters environments can be built with: every
+// python3 and python3.N on the server's PATH whose base interpreter the
+// content user can run (a Python under root's home cannot serve content
+// run unprivileged), one per version, in PATH order. The list is found
+// once; a new interpreter needs a restart.
+func (s *Server) pythons(ctx context.Context) ([]interpreter, error) {
 	s.pyMu.Lock()
 	defer s.pyMu.Unlock()
-	if s.py.path != "" {
-		return s.py, nil
+	if s.pys != nil {
+		return s.pys, nil
 	}
 	acct, err := s.contentAccount()
 	if err != nil {
-		return interpreter{}, err
+		return nil, err
 	}
+	var found []interpreter
 	var tried []string
+	seen := map[string]bool{}
 	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		path := filepath.Join(dir, "python3")
-		if fi, err := os.Stat(path); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-			continue
-		}
-		// A python3 on the PATH may be a virtualenv's or a shim; the base
-		// interpreter is what environments link to.
-		out, err := exec.CommandContext(ctx, path, "-c",
-			"import sys; print('%d.%d.%d' % sys.version_info[:3]); print(getattr(sys, '_base_executable', '') or sys.executable)").Output()
-		if err != nil {
-			tried = append(tried, fmt.Sprintf("%s does not run (%v)", path, err))
-			continue
-		}
-		version, base, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		if base = strings.TrimSpace(base); base == "" {
-			base = path
-		}
-		if acct != nil {
-			if err := checkRunnable(base, acct); err != nil {
-				tried = append(tried, err.Error())
+		names, _ := filepath.Glob(filepath.Join(dir, "python3*"))
+		for _, path := range names {
+			base := filepath.Base(path)
+			if base != "python3" && !pythonMinorName.MatchString(base) {
+				continue // python3-config, python3.11m, …
+			}
+			if fi, err := os.Stat(path); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
 				continue
 			}
+			// A python3 on the PATH may be a virtualenv's or a shim; the
+			// base interpreter is what environments link to.
+			out, err := exec.CommandContext(ctx, path, "-c",
+				"import sys; print('%d.%d.%d' % sys.version_info[:3]); print(getattr(sys, '_base_executable', '') or sys.executable)").Output()
+			if err != nil {
+				tried = append(tried, fmt.Sprintf("%s does not run (%v)", path, err))
+				continue
+			}
+			version, exe, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+			version = strings.TrimSpace(version)
+			if exe = strings.TrimSpace(exe); exe == "" {
+				exe = path
+			}
+			if seen[version] {
+				continue
+			}
+			if acct != nil {
+				if err := checkRunnable(exe, acct); err != nil {
+					tried = append(tried, err.Error())
+					continue
+				}
+			}
+			seen[version] = true
+			found = append(found, interpreter{path: exe, version: version})
 		}
-		s.py = interpreter{path: base, version: strings.TrimSpace(version)}
-		return s.py, nil
 	}
-	if len(tried) == 0 {
-		return interpreter{}, failf("no python3 on the server's PATH: Python content cannot be deployed")
+	if len(found) == 0 {
+		if len(tried) == 0 {
+			return nil, failf("no python3 on the server's PATH: Python content cannot be deployed")
+		}
+		return nil, failf("no usable python3 on the server's PATH: %s", strings.Join(tried, "; "))
 	}
-	return interpreter{}, failf("no usable python3 on the server's PATH: %s", strings.Join(tried, "; "))
+	s.pys = found
+	return found, nil
+}
+
+var pythonMinorName = regexp.MustCompile(`^python3\.[0-9]+$`)
+
+// pickPython chooses the interpreter for a bundle that asks for version
+// want (the manifest's python.version, e.g. "3.11.4"; may be empty), as
+// Posit Connect does: the same major.minor when the server has it (the
+// newest patch of it), otherwise the first interpreter found. The bundle
+// runs with whatever is chosen; the deploy log says which.
+func pickPython(all []interpreter, want string) interpreter {
+	wantMinor := interpreter{version: want}.minor()
+	var best *interpreter
+	for i := range all {
+		if want != "" && all[i].minor() == wantMinor && (best == nil || pythonLess(best.version, all[i].version)) {
+			best = &all[i]
+		}
+	}
+	if best != nil {
+		return *best
+	}
+	return all[0]
+}
+
+// pythonLess compares dotted numeric versions.
+func pythonLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, _ := strconv.Atoi(as[i])
+		y, _ := strconv.Atoi(bs[i])
+		if x != y {
+			return x < y
+		}
+	}
+	return len(as) < len(bs)
 }
 
 // requirementsFile is the bundle's package file (requirements.txt unless
@@ -92,9 +152,17 @@ func requirementsFile(m bundle.Manifest) string {
 // come from index (Package Manager's pypi repository), through uv; the
 // build's output goes to out.
 func (s *Server) pythonEnv(ctx context.Context, m bundle.Manifest, dir string, out io.Writer, say func(string, ...any)) (string, error) {
-	py, err := s.python(ctx)
+	all, err := s.pythons(ctx)
 	if err != nil {
 		return "", err
+	}
+	want := ""
+	if m.Python != nil {
+		want = m.Python.Version
+	}
+	py := pickPython(all, want)
+	if want != "" && (interpreter{version: want}).minor() != py.minor() {
+		say("The bundle asks for Python %s; this server has %s, so it runs with Python %s", want, pythonVersions(all), py.version)
 	}
 	reqPath := filepath.Join(dir, filepath.FromSlash(requirementsFile(m)))
 	reqs, err := os.ReadFile(reqPath)
@@ -185,6 +253,14 @@ func envSteps(python, env, pyBin, index, reqPath string, hasReqs bool, extra []s
 		steps = append(steps, append(slices.Clone(pip), extra...))
 	}
 	return "pip", steps
+}
+
+func pythonVersions(all []interpreter) string {
+	vs := make([]string, len(all))
+	for i, p := range all {
+		vs[i] = p.version
+	}
+	return strings.Join(vs, ", ")
 }
 
 func (s *Server) envLock(key string) *sync.Mutex {
