@@ -103,6 +103,7 @@ func (s *Server) writeEnvironment(c *gin.Context, replace bool) {
 		c.Error(httpx.Internal(err))
 		return
 	}
+	s.rt.restart(ct.GUID)
 	s.envNames(c, ct.GUID)
 }
 

@@ -278,6 +278,19 @@ func (s *Server) warmAll(ctx context.Context) {
 	}
 }
 
+// restart replaces the running processes of guid's active bundle, so they
+// see changed environment variables (posit-sdk's content.restart() works
+// by changing one). Processes on other servers sharing the database get
+// the new values when they next start.
+func (r *runtime) restart(guid string) {
+	a := r.app(guid)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.active != nil && a.active.pool != nil {
+		a.active.pool.restart()
+	}
+}
+
 // kill stops the running process with job key of content guid.
 func (r *runtime) kill(guid, key string) bool {
 	a := r.app(guid)

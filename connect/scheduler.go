@@ -522,6 +522,27 @@ func (p *pool) kill(key string) bool {
 	return false
 }
 
+// restart replaces every running process: they stop now, and the
+// scheduler starts new ones as min_processes and waiting requests ask
+// (with the content's current environment variables).
+func (p *pool) restart() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pr := range p.procs {
+		if !pr.stopping {
+			pr.stopping = true
+			go p.stopProc(pr)
+		}
+	}
+	for key, cancel := range p.startingKeys {
+		cancel() // a start under way would come up with the old environment
+		delete(p.startingKeys, key)
+	}
+	p.setTargetsLocked()
+	p.reconcileLocked()
+	p.broadcastLocked()
+}
+
 // setSchedule applies changed settings: more processes start at once, extra
 // ones go at the reaper's next tick.
 func (p *pool) setSchedule(sc schedule) {

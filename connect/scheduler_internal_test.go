@@ -392,3 +392,39 @@ func TestSchedulerRescheduleAndKill(t *testing.T) {
 		t.Fatalf("job log %v, %v: want the process's one line", lines, err)
 	}
 }
+
+// TestSchedulerRestart: a restart (environment variables changed) replaces
+// every process, without counting as a failure, and min_processes come back.
+func TestSchedulerRestart(t *testing.T) {
+	sc := testSchedule()
+	sc.minProcs = 2
+	f := newSchedFixture(t, sc)
+	f.get(t, "")
+	eventually(t, "two processes", func() bool { return f.ready() == 2 })
+	before := map[string]bool{}
+	for _, p := range f.p.processes() {
+		before[p.Key] = true
+	}
+	f.s.rt.restart(f.guid)
+	eventually(t, "two new processes", func() bool {
+		ps := f.p.processes()
+		if len(ps) != 2 {
+			return false
+		}
+		for _, p := range ps {
+			if before[p.Key] || p.Stopping {
+				return false
+			}
+		}
+		return true
+	})
+	f.p.mu.Lock()
+	failures := f.p.failures
+	f.p.mu.Unlock()
+	if failures != 0 {
+		t.Fatalf("a restart counted as %d failures", failures)
+	}
+	if code, _ := f.get(t, ""); code != 200 {
+		t.Fatalf("after restart: %d", code)
+	}
+}

@@ -246,6 +246,7 @@ func (s *Server) writeEnvVar(c *gin.Context, set bool) {
 		s.uiFail(c, tabSettings, "environment", httpx.Internal(err))
 		return
 	}
+	s.rt.restart(ct.GUID)
 	done := "env"
 	if !set {
 		done = "unenv"

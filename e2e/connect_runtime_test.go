@@ -70,6 +70,14 @@ job.destroy()
 until("a replacement", lambda: len(active(item)) == 2 and job["key"] not in {j["key"] for j in active(item)})
 ok("kill")
 
+# posit-sdk's restart() changes an environment variable and asks for the
+# content: every process is replaced.
+before = {j["key"] for j in active(item)}
+item.restart()
+until("restarted processes", lambda: len(active(item)) == 2 and not before & {j["key"] for j in active(item)})
+assert requests.get(app_url, headers=hdr).status_code == 200
+ok("restart")
+
 # A crash: the job ends with the process's exit code and the app answers
 # again.
 before = {j["key"] for j in active(item)}
@@ -156,7 +164,7 @@ func TestConnectRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatalf("runtime script failed: %v", err)
 	}
-	for _, step := range []string{"min_processes", "run_as " + wantUser, "kill", "crash", "done"} {
+	for _, step := range []string{"min_processes", "run_as " + wantUser, "kill", "restart", "crash", "done"} {
 		if !strings.Contains(string(raw), "OK "+step+"\n") {
 			t.Errorf("step %q did not pass", step)
 		}
