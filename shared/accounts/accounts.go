@@ -115,6 +115,8 @@ type Store struct {
 
 	dummyOnce sync.Once
 	dummyHash []byte
+
+	keys keyCache // API keys found, while the database is unchanged
 }
 
 // Option changes a Store's defaults.

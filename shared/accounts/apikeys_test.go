@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/atrium-suite/atrium/shared/accounts"
+	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/db"
 	"github.com/atrium-suite/atrium/shared/db/dbtest"
 )
@@ -205,4 +206,58 @@ func FuzzAuthenticateKey(f *testing.F) {
 			t.Fatalf("AuthenticateKey(%q, %q) = %+v, %v", k, product, got, err)
 		}
 	})
+}
+
+// TestKeyChecksSeeOtherProcesses: on SQLite a found key is remembered while
+// the database is unchanged, and a lock, a revocation or a role change made
+// by another opener of the file (the `atrium users` CLI is another process)
+// is seen by the very next check.
+func TestKeyChecksSeeOtherProcesses(t *testing.T) {
+	ctx := context.Background()
+	cfg := config.Default()
+	cfg.Shared.DataDir = t.TempDir()
+	server, err := accounts.Open(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	cli, err := accounts.Open(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	bob := mustAdd(t, server, "bob", "", accounts.RoleViewer)
+	key, k, err := server.CreateAPIKey(ctx, bob.ID, "laptop", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // the first check reads, the next ones may be remembered
+		if u, _, err := server.AuthenticateKey(ctx, key, "connect"); err != nil || u.Role != accounts.RoleViewer {
+			t.Fatalf("AuthenticateKey: %v %v", u.Role, err)
+		}
+	}
+	if err := cli.SetRole(ctx, "bob", accounts.RolePublisher); err != nil {
+		t.Fatal(err)
+	}
+	if u, _, err := server.AuthenticateKey(ctx, key, "connect"); err != nil || u.Role != accounts.RolePublisher {
+		t.Fatalf("after a role change elsewhere: %v %v", u.Role, err)
+	}
+	if err := cli.SetLocked(ctx, "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := server.AuthenticateKey(ctx, key, "connect"); !errors.Is(err, accounts.ErrLocked) {
+		t.Fatalf("after a lock elsewhere: %v, want ErrLocked", err)
+	}
+	if err := cli.SetLocked(ctx, "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := server.AuthenticateKey(ctx, key, "connect"); err != nil {
+		t.Fatalf("after unlocking: %v", err)
+	}
+	if err := cli.RevokeAPIKey(ctx, bob.ID, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := server.AuthenticateKey(ctx, key, "connect"); !errors.Is(err, accounts.ErrBadCredentials) {
+		t.Fatalf("after a revocation elsewhere: %v, want ErrBadCredentials", err)
+	}
 }

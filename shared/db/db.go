@@ -151,6 +151,9 @@ type DB struct {
 	schema  string
 	logger  *slog.Logger
 	stmts   stmtCache
+
+	versionMu   sync.Mutex
+	versionConn *sql.Conn // SQLite: the connection DataVersion asks
 }
 
 // Open validates cfg, connects, checks the connection and applies pending
@@ -308,6 +311,33 @@ func (d *DB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Ro
 	return d.db.QueryRowContext(ctx, d.Rebind(q), args...)
 }
 
+// DataVersion returns a number that changes whenever anything — this
+// process or another one sharing the file — has committed a change to the
+// database since the last call, so a cache of rows can be trusted exactly
+// as long as it stays the same (SQLite's PRAGMA data_version, asked on one
+// connection kept for it). ok is false on PostgreSQL, which has no such
+// cheap signal: callers then must not cache.
+func (d *DB) DataVersion(ctx context.Context) (version int64, ok bool, err error) {
+	if d.dialect != SQLite {
+		return 0, false, nil
+	}
+	d.versionMu.Lock()
+	defer d.versionMu.Unlock()
+	if d.versionConn == nil {
+		c, err := d.db.Conn(ctx)
+		if err != nil {
+			return 0, false, err
+		}
+		d.versionConn = c
+	}
+	if err := d.versionConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&version); err != nil {
+		d.versionConn.Close()
+		d.versionConn = nil
+		return 0, false, err
+	}
+	return version, true, nil
+}
+
 // stmtCache keeps SQLite's prepared statements by query text. The SQLite
 // driver compiles every query anew, which profiles of Connect serving
 // content showed as the largest cost of a request (API key, content and
@@ -380,6 +410,12 @@ func (d *DB) Ping(ctx context.Context) error { return d.db.PingContext(ctx) }
 // Close closes the pool. On PostgreSQL it also closes the pgx pool, which
 // closing the *sql.DB alone would leave open.
 func (d *DB) Close() error {
+	d.versionMu.Lock()
+	if d.versionConn != nil {
+		d.versionConn.Close()
+		d.versionConn = nil
+	}
+	d.versionMu.Unlock()
 	d.stmts.close()
 	err := d.db.Close()
 	if d.pool != nil {

@@ -66,3 +66,35 @@ func BenchmarkQueryRow(b *testing.B) {
 		}
 	}
 }
+
+// TestDataVersion: the version changes when this process or another
+// opener of the same file commits, and stays put otherwise.
+func TestDataVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.db")
+	migs := fstest.MapFS{"0001_t.sql": {Data: []byte("CREATE TABLE t (id BIGINT PRIMARY KEY);")}}
+	a := mustOpen(t, db.Config{SQLitePath: path, Schema: "test", Migrations: migs})
+	b := mustOpen(t, db.Config{SQLitePath: path, Schema: "test", Migrations: migs}) // as another process would
+	ctx := t.Context()
+	version := func() int64 {
+		t.Helper()
+		v, ok, err := a.DataVersion(ctx)
+		if err != nil || !ok {
+			t.Fatalf("DataVersion: %v %v", ok, err)
+		}
+		return v
+	}
+	v0 := version()
+	if v := version(); v != v0 {
+		t.Fatalf("version moved without a write: %d → %d", v0, v)
+	}
+	for i, w := range []*db.DB{a, b} {
+		if _, err := w.ExecContext(ctx, "INSERT INTO t (id) VALUES (?)", i); err != nil {
+			t.Fatal(err)
+		}
+		v := version()
+		if v == v0 {
+			t.Fatalf("write %d (by %s) did not change the version", i, []string{"this DB", "another opener"}[i])
+		}
+		v0 = v
+	}
+}
