@@ -180,36 +180,49 @@ func (p *pool) startFirst(ctx context.Context, tee io.Writer) error {
 }
 
 // Pick implements proxy.Balancer: a process with room, or a wait for one.
+// The proxy itself uses Admit, Done and the sticky balancer instead.
 func (p *pool) Pick(r *http.Request) (proxy.Target, func(), error) {
+	for {
+		if err := p.Admit(r); err != nil {
+			return proxy.Target{}, nil, err
+		}
+		t, release, err := p.bal.Pick(r)
+		if err == nil {
+			return t, func() { release(); p.Done() }, nil
+		}
+		p.Done() // a process exited between the count and the pick: wait
+	}
+}
+
+// Admit implements proxy.Admitter: it returns once a process has room for
+// r (reserving it; Done gives it back), starting processes as the load
+// asks, or fails when none can come in time.
+func (p *pool) Admit(r *http.Request) error {
 	var timeout <-chan time.Time
 	for {
 		sc := p.sched.Load()
 		n := int64(p.ready.Load())
 		capacity := n * int64(sc.maxConns)
 		// Reserve a slot (compare-and-swap, so concurrent requests cannot
-		// overfill the pool), then let the balancer choose the process:
+		// overfill the pool); the balancer then chooses the process:
 		// least loaded, or the one the client is pinned to.
 		if load, ok := p.reserve(capacity); ok {
 			if n+int64(p.starting.Load()) < int64(sc.maxProcs) && float64(load+1) > sc.loadFactor*float64(capacity) {
 				p.scale()
 			}
-			t, release, err := p.bal.Pick(r)
-			if err == nil {
-				return t, func() { release(); p.released() }, nil
-			}
-			p.released() // a process exited between the count and the pick: wait
+			return nil
 		}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			return proxy.Target{}, nil, proxy.ErrNoTarget
+			return proxy.ErrNoTarget
 		}
 		if len(p.procs) == 0 && p.starting.Load() == 0 && p.lastErr != nil && p.timer != nil {
 			// Crashing: answer now rather than hold the request through
 			// the backoff; a later request tries again.
 			err := p.lastErr
 			p.mu.Unlock()
-			return proxy.Target{}, nil, fmt.Errorf("content %s is failing to start: %w", p.guid, err)
+			return fmt.Errorf("content %s is failing to start: %w", p.guid, err)
 		}
 		p.waiting.Add(1)
 		p.reconcileLocked()
@@ -225,13 +238,18 @@ func (p *pool) Pick(r *http.Request) (proxy.Target, func(), error) {
 			p.waiting.Add(-1)
 		case <-r.Context().Done():
 			p.waiting.Add(-1)
-			return proxy.Target{}, nil, r.Context().Err()
+			return r.Context().Err()
 		case <-timeout:
 			p.waiting.Add(-1)
-			return proxy.Target{}, nil, errBusy
+			return errBusy
 		}
 	}
 }
+
+var _ proxy.Admitter = (*pool)(nil)
+
+// StickyBalancer implements proxy.Admitter.
+func (p *pool) StickyBalancer() *proxy.StickyBalancer { return p.bal }
 
 // reserve takes one of capacity slots; it returns the load before.
 func (p *pool) reserve(capacity int64) (int64, bool) {
@@ -251,7 +269,8 @@ func (p *pool) AffinityCookie(r *http.Request, t proxy.Target) *http.Cookie {
 	return p.bal.AffinityCookie(r, t)
 }
 
-func (p *pool) released() {
+// Done implements proxy.Admitter: an admitted request is over.
+func (p *pool) Done() {
 	p.inflight.Add(-1)
 	if p.waiting.Load() > 0 {
 		p.mu.Lock()

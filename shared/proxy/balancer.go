@@ -98,13 +98,15 @@ func (b *StickyBalancer) Set(targets []Target) error {
 	for _, t := range targets {
 		key := hash(t.ID)[:16]
 		e, ok := b.byKey[key]
-		if !ok {
-			e = &entry{key: key}
+		if !ok || *e.t.URL != *t.URL {
+			// Entries are never changed once made: requests read e.t
+			// after the lock is released. A target whose URL changed
+			// gets a new entry (its in-flight count starts over).
+			e = &entry{key: key, t: t}
 			for i, secure := range []bool{false, true} {
 				e.setCookie[i] = b.cookieFor(key, secure).String()
 			}
 		}
-		e.t = t // the URL may have changed
 		byKey[key] = e
 		byID[t.ID] = e
 		list = append(list, e)

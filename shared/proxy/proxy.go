@@ -46,6 +46,22 @@ type Sticky interface {
 	AffinityCookie(r *http.Request, t Target) *http.Cookie
 }
 
+// Admitter is a Balancer that only decides whether and when a request may
+// go, leaving the choice of process to a StickyBalancer it keeps: Connect's
+// scheduler, which holds requests while its processes are full. The proxy
+// then uses the sticky balancer's allocation-free path itself: Admit
+// (which may wait), the sticky pick, and Done when the request (or the
+// websocket it became) is over.
+type Admitter interface {
+	Balancer
+	// Admit returns nil once r may go to one of StickyBalancer's targets,
+	// or the error Pick would return.
+	Admit(r *http.Request) error
+	// Done ends an admitted request.
+	Done()
+	StickyBalancer() *StickyBalancer
+}
+
 // ErrNoTarget is what a Balancer returns when no process is running; the
 // proxy answers 503 so clients (and a scheduler watching the logs) can tell
 // "nothing started yet" from "the process broke" (502).
@@ -91,6 +107,7 @@ type Proxy struct {
 	log      *slog.Logger
 	rp       *httputil.ReverseProxy
 	sticky   *StickyBalancer  // Balancer, when it is one: the allocation-free path
+	admit    Admitter         // Balancer, when it admits requests for sticky
 	affinity Sticky           // Balancer, when it sets affinity cookies
 	pool     *directTransport // the shared transport, when requests may take the direct path
 }
@@ -119,6 +136,9 @@ func New(cfg Config) (*Proxy, error) {
 	log = log.With("prefix", prefix)
 	p := &Proxy{cfg: cfg, prefix: prefix, base: strings.TrimSuffix(prefix, "/"), log: log}
 	p.sticky, _ = cfg.Balancer.(*StickyBalancer)
+	if a, ok := cfg.Balancer.(Admitter); ok {
+		p.admit, p.sticky = a, a.StickyBalancer()
+	}
 	p.affinity, _ = cfg.Balancer.(Sticky)
 	tr := cfg.Transport
 	if tr == nil {
@@ -205,10 +225,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.sticky != nil {
 		// The common case (Connect's apps, Workbench's sessions), without
 		// the release closure and second cookie parse of the general path.
-		e, carried, err := p.sticky.pick(r)
+		e, carried, err := p.admitAndPick(r)
 		if err != nil {
 			p.pickFailed(w, r, path, err)
 			return
+		}
+		if p.admit != nil {
+			defer p.admit.Done()
 		}
 		// For a websocket this runs when the connection closes, so a
 		// long-lived session keeps counting as load.
@@ -239,6 +262,28 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.rp.ServeHTTP(w, r.WithContext(withTarget(r.Context(), t)))
+}
+
+// admitAndPick is the sticky pick, after the Admitter (when there is one)
+// let the request go. A process can exit between the two; the request is
+// then admitted again (it waits for another) rather than refused.
+func (p *Proxy) admitAndPick(r *http.Request) (*entry, bool, error) {
+	if p.admit == nil {
+		return p.sticky.pick(r)
+	}
+	for attempt := 0; ; attempt++ {
+		if err := p.admit.Admit(r); err != nil {
+			return nil, false, err
+		}
+		e, carried, err := p.sticky.pick(r)
+		if err == nil {
+			return e, carried, nil
+		}
+		p.admit.Done()
+		if !errors.Is(err, ErrNoTarget) || attempt == 2 {
+			return nil, false, err
+		}
+	}
 }
 
 func withTarget(ctx context.Context, t Target) context.Context {
