@@ -116,7 +116,11 @@ type Store struct {
 	dummyOnce sync.Once
 	dummyHash []byte
 
-	keys keyCache // API keys found, while the database is unchanged
+	// Rows read for every request, kept while the database is unchanged:
+	// API keys with their owners, users by id, sign-ins.
+	keys    db.VersionCache[keyEntry]
+	users   db.VersionCache[User]
+	signIns db.VersionCache[signInRow]
 }
 
 // Option changes a Store's defaults.

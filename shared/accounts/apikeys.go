@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -237,79 +236,34 @@ func (s *Store) AuthenticateKey(ctx context.Context, key, product string) (User,
 // process such as `atrium users lock`) is seen by the very next request.
 // PostgreSQL has no such signal and always asks.
 func (s *Store) lookupKey(ctx context.Context, keyHash string) (User, APIKey, error) {
-	version, cacheable, err := s.db.DataVersion(ctx)
-	if err != nil {
-		cacheable = false
-	}
-	if cacheable {
-		if e, ok := s.keys.get(keyHash, version); ok {
-			return e.u, e.k, nil
+	e, err := s.keys.Get(ctx, s.db, keyHash, func() (keyEntry, error) {
+		// The lookup compares hashes, not keys, so its timing says nothing
+		// useful about the key.
+		row := s.db.QueryRowContext(ctx, `SELECT `+keyColumns+`, `+prefixed("u.", userColumns)+`
+			FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?`, keyHash)
+		var (
+			u                     User
+			role                  string
+			issuer, subject, hash sql.NullString
+			uCreated, uUpdated    int64
+		)
+		k, err := scanKey(row, &u.ID, &u.Username, &u.Name, &u.Email, &role, &u.Locked, &issuer, &subject, &hash, &uCreated, &uUpdated)
+		if errors.Is(err, sql.ErrNoRows) {
+			return keyEntry{}, ErrBadCredentials
 		}
-	}
-	// The lookup compares hashes, not keys, so its timing says nothing
-	// useful about the key.
-	row := s.db.QueryRowContext(ctx, `SELECT `+keyColumns+`, `+prefixed("u.", userColumns)+`
-		FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?`, keyHash)
-	var (
-		u                     User
-		role                  string
-		issuer, subject, hash sql.NullString
-		uCreated, uUpdated    int64
-	)
-	k, err := scanKey(row, &u.ID, &u.Username, &u.Name, &u.Email, &role, &u.Locked, &issuer, &subject, &hash, &uCreated, &uUpdated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, APIKey{}, ErrBadCredentials
-	}
-	if err != nil {
-		return User{}, APIKey{}, fmt.Errorf("authenticate API key: %w", err)
-	}
-	u.Role, u.Issuer, u.Subject, u.HasPassword = Role(role), issuer.String, subject.String, hash.String != ""
-	u.CreatedAt, u.UpdatedAt = fromMS(uCreated), fromMS(uUpdated)
-	if cacheable {
-		// version was read before the query: a change committed meanwhile
-		// moves the version, and this entry is not used.
-		s.keys.put(keyHash, version, keyEntry{u: u, k: k})
-	}
-	return u, k, nil
-}
-
-// keyCache holds found keys for one data version of the database; only
-// found keys are kept, so random keys cannot grow it.
-type keyCache struct {
-	mu      sync.Mutex
-	version int64
-	m       map[string]keyEntry
+		if err != nil {
+			return keyEntry{}, fmt.Errorf("authenticate API key: %w", err)
+		}
+		u.Role, u.Issuer, u.Subject, u.HasPassword = Role(role), issuer.String, subject.String, hash.String != ""
+		u.CreatedAt, u.UpdatedAt = fromMS(uCreated), fromMS(uUpdated)
+		return keyEntry{u: u, k: k}, nil
+	})
+	return e.u, e.k, err
 }
 
 type keyEntry struct {
 	u User
 	k APIKey
-}
-
-// maxCachedKeys bounds the cache; past it, it starts over.
-const maxCachedKeys = 10000
-
-func (c *keyCache) get(hash string, version int64) (keyEntry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version {
-		c.version, c.m = version, nil
-		return keyEntry{}, false
-	}
-	e, ok := c.m[hash]
-	return e, ok
-}
-
-func (c *keyCache) put(hash string, version int64, e keyEntry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version {
-		return // the database moved on while this was read
-	}
-	if c.m == nil || len(c.m) >= maxCachedKeys {
-		c.m = map[string]keyEntry{}
-	}
-	c.m[hash] = e
 }
 
 // prefixed qualifies each column of a comma-separated list.

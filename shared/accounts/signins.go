@@ -104,20 +104,27 @@ func (s *Store) SignInByToken(ctx context.Context, token string) (SignIn, User, 
 // "sid") is still on: false once it was ended, has expired, or its user is
 // locked, and for IDs it does not know.
 func (s *Store) SignInActive(ctx context.Context, sid string) (bool, error) {
-	var (
-		expires int64
-		ended   *int64
-		locked  bool
-	)
-	err := s.db.QueryRowContext(ctx, `SELECT s.expires_at, s.ended_at, u.locked FROM sign_ins s JOIN users u ON u.id = s.user_id WHERE s.id = ?`,
-		sid).Scan(&expires, &ended, &locked)
+	r, err := s.signIns.Get(ctx, s.db, sid, func() (signInRow, error) {
+		var r signInRow
+		var ended *int64
+		err := s.db.QueryRowContext(ctx, `SELECT s.expires_at, s.ended_at, u.locked FROM sign_ins s JOIN users u ON u.id = s.user_id WHERE s.id = ?`,
+			sid).Scan(&r.expires, &ended, &r.locked)
+		r.ended = ended != nil
+		return r, err
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("sign-in %s: %w", sid, err)
 	}
-	return ended == nil && !locked && s.now().UnixMilli() < expires, nil
+	return !r.ended && !r.locked && s.now().UnixMilli() < r.expires, nil
+}
+
+// signInRow is what SignInActive reads; expiry is judged at each call.
+type signInRow struct {
+	expires       int64
+	ended, locked bool
 }
 
 // EndSignIn ends one sign-in (sign-out). Ending one that already ended is

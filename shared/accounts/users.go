@@ -160,7 +160,10 @@ func scanUser(row rowScanner) (User, string, error) {
 
 // User returns the user with the given ID.
 func (s *Store) User(ctx context.Context, id string) (User, error) {
-	u, _, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	u, err := s.users.Get(ctx, s.db, id, func() (User, error) {
+		u, _, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+		return u, err
+	})
 	if err != nil {
 		return User{}, fmt.Errorf("user %s: %w", id, err)
 	}

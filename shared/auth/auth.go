@@ -164,6 +164,8 @@ type Auth struct {
 	loginCk    string
 	redirect   string
 	mapsGroups bool
+	// sessions keeps session rows while the database is unchanged.
+	sessions db.VersionCache[session]
 
 	// The provider is discovered on first use, not in New: the suite starts
 	// the embedded provider together with the products, and an external

@@ -82,18 +82,25 @@ func (a *Auth) createSession(ctx context.Context, token string, s session) error
 // lookupSession returns the unexpired session of token; ok is false when
 // there is none.
 func (a *Auth) lookupSession(ctx context.Context, token string) (s session, ok bool, err error) {
-	s.tokenHash = hashToken(token)
-	var expires int64
-	err = a.db.QueryRowContext(ctx, `SELECT user_id, sid, id_token, csrf_token, expires_at
-		FROM auth_sessions WHERE token_hash = ?`, s.tokenHash).
-		Scan(&s.userID, &s.sid, &s.idToken, &s.csrf, &expires)
+	hash := hashToken(token)
+	// Kept while the database is unchanged (every request of a signed-in
+	// browser reads it); signing out deletes the row, which moves the
+	// database's version, so the next request reads again.
+	s, err = a.sessions.Get(ctx, a.db, hash, func() (session, error) {
+		s := session{tokenHash: hash}
+		var expires int64
+		err := a.db.QueryRowContext(ctx, `SELECT user_id, sid, id_token, csrf_token, expires_at
+			FROM auth_sessions WHERE token_hash = ?`, hash).
+			Scan(&s.userID, &s.sid, &s.idToken, &s.csrf, &expires)
+		s.expiresAt = time.UnixMilli(expires)
+		return s, err
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return session{}, false, nil
 	}
 	if err != nil {
 		return session{}, false, fmt.Errorf("read session: %w", err)
 	}
-	s.expiresAt = time.UnixMilli(expires)
 	if !a.now().Before(s.expiresAt) {
 		if err := a.deleteSession(ctx, s.tokenHash); err != nil {
 			return session{}, false, err

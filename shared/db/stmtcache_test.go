@@ -1,6 +1,7 @@
 package db_test
 
 import (
+	"errors"
 	"path/filepath"
 	"testing"
 	"testing/fstest"
@@ -96,5 +97,36 @@ func TestDataVersion(t *testing.T) {
 			t.Fatalf("write %d (by %s) did not change the version", i, []string{"this DB", "another opener"}[i])
 		}
 		v0 = v
+	}
+}
+
+// TestVersionCache: a value is loaded once while the database is
+// unchanged, again after any commit, and errors are not kept.
+func TestVersionCache(t *testing.T) {
+	migs := fstest.MapFS{"0001_t.sql": {Data: []byte("CREATE TABLE t (id BIGINT PRIMARY KEY);")}}
+	d := mustOpen(t, db.Config{SQLitePath: filepath.Join(t.TempDir(), "c.db"), Schema: "test", Migrations: migs})
+	ctx := t.Context()
+	var c db.VersionCache[int]
+	loads := 0
+	load := func() (int, error) { loads++; return loads, nil }
+	for range 3 {
+		if v, err := c.Get(ctx, d, "k", load); err != nil || v != 1 {
+			t.Fatalf("Get = %d, %v; want the first load", v, err)
+		}
+	}
+	if _, err := d.ExecContext(ctx, "INSERT INTO t (id) VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.Get(ctx, d, "k", load); v != 2 {
+		t.Fatalf("after a commit Get = %d, want a new load", v)
+	}
+	failing := func() (int, error) { loads++; return 0, errors.New("no row") }
+	for range 2 {
+		if _, err := c.Get(ctx, d, "missing", failing); err == nil {
+			t.Fatal("an error was not returned")
+		}
+	}
+	if loads != 4 {
+		t.Fatalf("%d loads, want 4 (errors are not kept)", loads)
 	}
 }
