@@ -172,54 +172,66 @@ type taskJSON struct {
 // getTask answers a poll: the output from line ?first=N (0 by default),
 // and `last`, the line number to ask for next. With ?wait=N it waits up to
 // N seconds (at most maxTaskWait) for new output or the end of the task
-// before answering.
+// before answering. Only the task's starter and admins may poll it.
 func (s *Server) getTask(c *gin.Context) {
-	ctx := c.Request.Context()
 	u, _ := auth.CurrentUser(c)
+	t, out, first, ok := s.pollTask(c, func(t Task) bool { return t.UserID == u.ID || isAdmin(u) })
+	if !ok {
+		return
+	}
+	var result any
+	if t.Result != "" {
+		result = json.RawMessage(t.Result)
+	}
+	c.JSON(http.StatusOK, taskJSON{ID: t.ID, Output: out, Result: result, Finished: t.Status != taskRunning,
+		Code: t.Code, Error: t.Error, Last: first + int64(len(out)), UserID: t.UserID})
+}
+
+// pollTask is the long poll behind getTask and the web UI's log: task
+// :id's output from ?first=N, waiting up to ?wait=N seconds (at most
+// maxTaskWait) until there is new output or the task ends. A task that
+// may not see is answered 404, as one that does not exist. ok is false
+// when the answer (an error, or nothing: the client left) is already
+// given.
+func (s *Server) pollTask(c *gin.Context, may func(Task) bool) (t Task, out []string, first int64, ok bool) {
+	ctx := c.Request.Context()
 	first, err := queryInt(c, "first")
 	if err != nil {
 		c.Error(err)
-		return
+		return t, nil, 0, false
 	}
 	waitSec, err := queryInt(c, "wait")
 	if err != nil {
 		c.Error(err)
-		return
+		return t, nil, 0, false
 	}
 	wait := min(time.Duration(waitSec)*time.Second, maxTaskWait)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
 		changed := s.tasks.watch(c.Param("id"))
-		t, err := s.st.task(ctx, c.Param("id"))
-		if errors.Is(err, errNotFound) || (err == nil && t.UserID != u.ID && !isAdmin(u)) {
+		t, err = s.st.task(ctx, c.Param("id"))
+		if errors.Is(err, errNotFound) || (err == nil && !may(t)) {
 			c.Error(&httpx.Error{Status: http.StatusNotFound, Code: codeNotFound, Msg: "task not found"})
-			return
+			return t, nil, 0, false
 		} else if err != nil {
 			c.Error(httpx.Internal(err))
-			return
+			return t, nil, 0, false
 		}
-		out, err := s.st.output(ctx, t.ID, first)
+		out, err = s.st.output(ctx, t.ID, first)
 		if err != nil {
 			c.Error(httpx.Internal(err))
-			return
+			return t, nil, 0, false
 		}
-		finished := t.Status != taskRunning
-		if finished || len(out) > 0 || wait == 0 {
-			var result any
-			if t.Result != "" {
-				result = json.RawMessage(t.Result)
-			}
-			c.JSON(http.StatusOK, taskJSON{ID: t.ID, Output: out, Result: result, Finished: finished,
-				Code: t.Code, Error: t.Error, Last: first + int64(len(out)), UserID: t.UserID})
-			return
+		if t.Status != taskRunning || len(out) > 0 || wait == 0 {
+			return t, out, first, true
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
 			wait = 0
 		case <-ctx.Done():
-			return
+			return t, nil, 0, false
 		}
 	}
 }

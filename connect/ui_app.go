@@ -377,49 +377,12 @@ func (s *Server) uiTaskOutput(c *gin.Context) {
 	if !ok {
 		return
 	}
-	first, err := queryInt(c, "first")
-	if err != nil {
-		c.Error(err)
+	t, out, first, ok := s.pollTask(c, func(t Task) bool { return t.ContentGUID == ct.GUID })
+	if !ok {
 		return
 	}
-	waitSec, err := queryInt(c, "wait")
-	if err != nil {
-		c.Error(err)
-		return
-	}
-	ctx := c.Request.Context()
-	wait := min(time.Duration(waitSec)*time.Second, maxTaskWait)
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	for {
-		changed := s.tasks.watch(c.Param("id"))
-		t, err := s.st.task(ctx, c.Param("id"))
-		if errors.Is(err, errNotFound) || err == nil && t.ContentGUID != ct.GUID {
-			c.Error(notFound("task"))
-			return
-		} else if err != nil {
-			c.Error(httpx.Internal(err))
-			return
-		}
-		out, err := s.st.output(ctx, t.ID, first)
-		if err != nil {
-			c.Error(httpx.Internal(err))
-			return
-		}
-		finished := t.Status != taskRunning
-		if finished || len(out) > 0 || wait == 0 {
-			c.JSON(http.StatusOK, gin.H{"lines": out, "last": first + int64(len(out)), "finished": finished,
-				"status": t.Status, "error": t.Error, "finished_time": uiTime(t.FinishedAt)})
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			wait = 0
-		case <-ctx.Done():
-			return
-		}
-	}
+	c.JSON(http.StatusOK, gin.H{"lines": out, "last": first + int64(len(out)), "finished": t.Status != taskRunning,
+		"status": t.Status, "error": t.Error, "finished_time": uiTime(t.FinishedAt)})
 }
 
 // uiJobPage shows one process's log (the newest lines; the download has
