@@ -301,8 +301,10 @@ func (p *pool) wantLocked() int {
 		per := sc.loadFactor * float64(sc.maxConns)
 		need := sc.maxProcs
 		if per > 0 {
-			// One more than what keeps the load at or under the factor.
-			need = int(math.Floor(float64(demand)/per)) + 1
+			// Enough that the load is at or under the factor: the same
+			// rule as Admit's "start another when load+1 exceeds it", so
+			// the reaper's reconcile does not start what it just stopped.
+			need = int(math.Ceil(float64(demand) / per))
 		}
 		want = max(want, need, 1)
 		if int64(len(p.procs)*sc.maxConns) <= demand && p.waiting.Load() > 0 {

@@ -428,3 +428,36 @@ func TestSchedulerRestart(t *testing.T) {
 		t.Fatalf("after restart: %d", code)
 	}
 }
+
+// TestWant: how many processes the load asks for — enough that requests
+// in flight and waiting stay within load_factor of capacity, at least
+// min_processes, at most max_processes.
+func TestWant(t *testing.T) {
+	tests := []struct {
+		name                       string
+		min, max, conns            int
+		factor                     float64
+		inflight, waiting, running int
+		want                       int
+	}{
+		{"idle, no minimum", 0, 3, 20, 0.5, 0, 0, 0, 0},
+		{"idle keeps the minimum", 2, 3, 20, 0.5, 0, 0, 0, 2},
+		{"a waiting request starts one", 0, 3, 20, 0.5, 0, 1, 0, 1},
+		{"half full at factor 0.5 is enough", 0, 3, 20, 0.5, 10, 0, 1, 1},
+		{"one over the factor asks for another", 0, 3, 20, 0.5, 11, 0, 1, 2},
+		{"factor 1 fills processes first", 0, 3, 1, 1, 1, 1, 1, 2},
+		{"capped by max_processes", 0, 3, 1, 1, 3, 5, 3, 3},
+		{"factor 0: as many as allowed", 0, 3, 20, 0, 1, 0, 1, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &pool{procs: make([]*proc, tt.running)}
+			p.sched.Store(&schedule{minProcs: tt.min, maxProcs: tt.max, maxConns: tt.conns, loadFactor: tt.factor})
+			p.inflight.Store(int64(tt.inflight))
+			p.waiting.Store(int32(tt.waiting))
+			if got := p.wantLocked(); got != tt.want {
+				t.Errorf("want %d processes, got %d", tt.want, got)
+			}
+		})
+	}
+}
