@@ -83,8 +83,10 @@ const (
 type store struct {
 	db  *db.DB
 	now func() time.Time
-	// serving caches, briefly, what requests to content read.
-	serving serveCache
+	// What every request to content reads, kept while the database is
+	// unchanged (db.VersionCache): the content row and the viewer's groups.
+	servingContent db.VersionCache[Content]
+	servingGroups  db.VersionCache[[]string]
 }
 
 func ms(t time.Time) int64           { return t.UnixMilli() }
@@ -222,7 +224,6 @@ func (s *store) listContent(ctx context.Context, name, ownerID string) ([]Conten
 func (s *store) updateContent(ctx context.Context, c Content) (Content, error) {
 	c.UpdatedAt = s.now()
 	args := append([]any{c.Name, c.Title, c.Description, c.AccessType, ms(c.UpdatedAt)}, c.Sched.args()...)
-	defer s.serving.invalidate()
 	res, err := s.db.ExecContext(ctx, `UPDATE content SET name = ?, title = ?, description = ?, access_type = ?, updated_at = ?,
 		min_processes = ?, max_processes = ?, max_conns_per_process = ?, load_factor = ?, idle_timeout = ?, init_timeout = ?
 		WHERE guid = ? AND NOT EXISTS (SELECT 1 FROM content o WHERE o.owner_id = ? AND o.name = ? AND o.guid <> ?)`,
@@ -240,7 +241,6 @@ func (s *store) updateContent(ctx context.Context, c Content) (Content, error) {
 }
 
 func (s *store) deleteContent(ctx context.Context, guid string) error {
-	defer s.serving.invalidate()
 	return s.db.InTx(ctx, func(tx *db.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM bundles WHERE content_guid = ?`, guid); err != nil {
 			return err
@@ -258,7 +258,6 @@ func (s *store) deleteContent(ctx context.Context, guid string) error {
 
 // activate makes bundle the content's active one and records its mode.
 func (s *store) activate(ctx context.Context, guid string, bundleID int64, appMode string) error {
-	defer s.serving.invalidate()
 	_, err := s.db.ExecContext(ctx, `UPDATE content SET active_bundle_id = ?, app_mode = ?, updated_at = ? WHERE guid = ?`,
 		bundleID, appMode, s.nowMS(), guid)
 	return err
@@ -416,4 +415,14 @@ func (s *store) failUnfinished(ctx context.Context) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE tasks SET status = ?, code = 1, error = ?, finished_at = ? WHERE status = ?`,
 		taskFailed, "the server restarted while this task was running", s.nowMS(), taskRunning)
 	return err
+}
+
+// contentForServing is content(guid) for the serving path.
+func (s *store) contentForServing(ctx context.Context, guid string) (Content, error) {
+	return s.servingContent.Get(ctx, s.db, guid, func() (Content, error) { return s.content(ctx, guid) })
+}
+
+// groupNamesForServing is groupNamesOf(userID) for the serving path.
+func (s *store) groupNamesForServing(ctx context.Context, userID string) ([]string, error) {
+	return s.servingGroups.Get(ctx, s.db, userID, func() ([]string, error) { return s.groupNamesOf(ctx, userID) })
 }

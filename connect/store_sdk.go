@@ -142,7 +142,6 @@ func (s *store) listGroups(ctx context.Context) ([]Group, error) {
 // deleteGroup removes the group, its memberships and the permissions given
 // to it.
 func (s *store) deleteGroup(ctx context.Context, guid string) error {
-	defer s.serving.invalidate()
 	return s.db.InTx(ctx, func(tx *db.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM content_permissions WHERE principal_type = 'group' AND principal_guid = ?`, guid); err != nil {
 			return err
@@ -178,14 +177,12 @@ func (s *store) groupMembers(ctx context.Context, guid string) ([]string, error)
 
 // addGroupMember adds the user; adding a member again changes nothing.
 func (s *store) addGroupMember(ctx context.Context, guid, userID string) error {
-	defer s.serving.invalidate()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO group_members (group_guid, user_id, created_at) VALUES (?, ?, ?)
 		ON CONFLICT (group_guid, user_id) DO NOTHING`, guid, userID, s.nowMS())
 	return err
 }
 
 func (s *store) removeGroupMember(ctx context.Context, guid, userID string) error {
-	defer s.serving.invalidate()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM group_members WHERE group_guid = ? AND user_id = ?`, guid, userID)
 	if err != nil {
 		return err
