@@ -40,18 +40,12 @@ func screenshotDir(t *testing.T) string {
 	return dir
 }
 
-// TestBrowserSignIn signs in through the provider's form in a real
-// Chromium and screenshots each product's landing page.
-func TestBrowserSignIn(t *testing.T) {
-	exe := chromium(t)
-	p, dataDir := suiteWithIdentity(t)
-	pw, err := os.ReadFile(filepath.Join(dataDir, "admin-password"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
+// browser starts a headless Chromium for the test, its context bounded
+// by timeout.
+func browser(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(exe),
+		chromedp.ExecPath(chromium(t)),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
@@ -62,14 +56,30 @@ func TestBrowserSignIn(t *testing.T) {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 700),
+		chromedp.WindowSize(1200, 900),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
+	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancel()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// TestBrowserSignIn signs in through the provider's form in a real
+// Chromium and screenshots each product's landing page.
+func TestBrowserSignIn(t *testing.T) {
+	chromium(t) // before starting the suite: skips without a browser
+	p, dataDir := suiteWithIdentity(t)
+	pw, err := os.ReadFile(filepath.Join(dataDir, "admin-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := browser(t, 90*time.Second)
 
 	var loginURL string
 	err = chromedp.Run(ctx,

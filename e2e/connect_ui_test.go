@@ -16,35 +16,6 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// uiBrowser starts a headless Chromium for the test, its context bounded
-// by timeout.
-func uiBrowser(t *testing.T, timeout time.Duration) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancel()
-		cancelAlloc()
-	})
-	return ctx
-}
-
 // shoot saves a full-page screenshot as e2e/.screenshots/connect-ui-NAME.png.
 func shoot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
@@ -176,7 +147,7 @@ func TestConnectUI(t *testing.T) {
 		t.Fatalf("static deploy failed:\n%s", out)
 	}
 
-	ctx := uiBrowser(t, 8*time.Minute)
+	ctx := browser(t, 8*time.Minute)
 	run := func(what string, actions ...chromedp.Action) {
 		t.Helper()
 		if err := chromedp.Run(ctx, actions...); err != nil {
