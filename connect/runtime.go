@@ -48,6 +48,16 @@ type app struct {
 	draft  *instance
 }
 
+// activeBundle is the running instance of bundle id, or nil.
+func (a *app) activeBundle(id int64) *instance {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.active != nil && a.active.bundleID == id {
+		return a.active
+	}
+	return nil
+}
+
 // runtime keeps content running.
 type runtime struct {
 	s        *Server
@@ -464,23 +474,16 @@ func (s *Server) ensureActive(ctx context.Context, ct Content) (*instance, error
 		return nil, httpx.Errorf(http.StatusNotFound, "content %s has not been deployed yet", ct.GUID)
 	}
 	a := s.rt.app(ct.GUID)
-	a.mu.Lock()
-	if a.active != nil && a.active.bundleID == ct.ActiveBundleID {
-		inst := a.active
-		a.mu.Unlock()
+	if inst := a.activeBundle(ct.ActiveBundleID); inst != nil {
 		return inst, nil
 	}
-	a.mu.Unlock()
-	// Starting can take a while; one deploy-or-start at a time per content.
+	// Starting can take a while; one deploy-or-start at a time per content,
+	// and another request may have started it while this one waited.
 	a.deploy.Lock()
 	defer a.deploy.Unlock()
-	a.mu.Lock()
-	if a.active != nil && a.active.bundleID == ct.ActiveBundleID {
-		inst := a.active
-		a.mu.Unlock()
+	if inst := a.activeBundle(ct.ActiveBundleID); inst != nil {
 		return inst, nil
 	}
-	a.mu.Unlock()
 	b, err := s.st.bundle(ctx, ct.GUID, ct.ActiveBundleID)
 	if err != nil {
 		return nil, httpx.Internal(err)
