@@ -124,6 +124,8 @@ func (s *Server) routes() {
 	// access type), so the routes do not require a sign-in themselves.
 	e.Any("/content/:guid", s.serveContent)
 	e.Any("/content/:guid/*path", s.serveContent)
+	// Nearly all of it is an app's traffic, which the fast path serves.
+	s.HTTP.HandleFast("/content/", "/content/:guid/*path", s.serveContentFast)
 	s.uiRoutes()
 }
 

@@ -21,8 +21,10 @@ import (
 
 	"github.com/atrium-suite/atrium/connect/bundle"
 	"github.com/atrium-suite/atrium/shared/auth"
+	"github.com/atrium-suite/atrium/shared/h1"
 	"github.com/atrium-suite/atrium/shared/httpx"
 	"github.com/atrium-suite/atrium/shared/launcher"
+	"github.com/atrium-suite/atrium/shared/proxy"
 )
 
 // instance is one bundle of one content item, ready to answer: a pool of
@@ -455,15 +457,71 @@ func (s *Server) serveContent(c *gin.Context) {
 	// Posit Connect; a client-sent one is dropped so it cannot be forged.
 	c.Request.Header.Del(credentialsHeader)
 	if signedIn {
-		groups, err := s.st.groupNamesForServing(ctx, u.ID)
+		creds, err := s.credentials(ctx, u)
 		if err != nil {
 			c.Error(httpx.Internal(err))
 			return
 		}
-		creds, _ := json.Marshal(map[string]any{"user": u.Username, "groups": groups})
-		c.Request.Header.Set(credentialsHeader, string(creds))
+		c.Request.Header.Set(credentialsHeader, creds)
 	}
 	inst.handler.ServeHTTP(c.Writer, c.Request)
+}
+
+// credentials is the RStudio-Connect-Credentials value for a signed-in
+// viewer.
+func (s *Server) credentials(ctx context.Context, u auth.User) (string, error) {
+	groups, err := s.st.groupNamesForServing(ctx, u.ID)
+	if err != nil {
+		return "", err
+	}
+	creds, _ := json.Marshal(map[string]any{"user": u.Username, "groups": groups})
+	return string(creds), nil
+}
+
+// anonymous is the fast path's header change for a viewer who is not
+// signed in: a client-sent credentials header is only removed.
+var anonymous = http.Header{credentialsHeader: nil}
+
+// serveContentFast serves /content/{guid}/… on the server's fast path
+// (httpx.HandleFast) when the answer is the running app's: the caller may
+// view the item and its active bundle runs behind the proxy. Everything
+// else — redirects, sign-in, 404s, drafts, static content, an app still to
+// be started, a failed lookup — is left to serveContent, which decides
+// the same way and answers.
+func (s *Server) serveContentFast(w http.ResponseWriter, r *h1.Request) bool {
+	guid, rest, ok := strings.Cut(strings.TrimPrefix(r.Path, "/content/"), "/")
+	if !ok || guid == "" || strings.ContainsRune(guid, '%') || strings.HasPrefix(rest, "_bundle") {
+		return false
+	}
+	ctx := r.Ctx
+	u, signedIn, ok := s.Auth.IdentifyFast(ctx, r)
+	if !ok {
+		return false
+	}
+	ct, err := s.st.contentForServing(ctx, guid)
+	if err != nil || ct.ActiveBundleID == 0 {
+		return false
+	}
+	if a, err := s.st.access(ctx, ct, u); err != nil || a < accessView {
+		return false
+	}
+	inst := s.rt.app(guid).activeBundle(ct.ActiveBundleID)
+	if inst == nil {
+		return false
+	}
+	p, ok := inst.handler.(*proxy.Proxy)
+	if !ok {
+		return false
+	}
+	extra := anonymous
+	if signedIn {
+		creds, err := s.credentials(ctx, u)
+		if err != nil {
+			return false
+		}
+		extra = http.Header{credentialsHeader: {creds}}
+	}
+	return p.ServeFast(w, r, extra)
 }
 
 // ensureActive returns the active bundle of ct, starting its pool when it

@@ -183,7 +183,7 @@ func (p *pool) startFirst(ctx context.Context, tee io.Writer) error {
 // The proxy itself uses Admit, Done and the sticky balancer instead.
 func (p *pool) Pick(r *http.Request) (proxy.Target, func(), error) {
 	for {
-		if err := p.Admit(r); err != nil {
+		if err := p.Admit(r.Context()); err != nil {
 			return proxy.Target{}, nil, err
 		}
 		t, release, err := p.bal.Pick(r)
@@ -195,9 +195,9 @@ func (p *pool) Pick(r *http.Request) (proxy.Target, func(), error) {
 }
 
 // Admit implements proxy.Admitter: it returns once a process has room for
-// r (reserving it; Done gives it back), starting processes as the load
-// asks, or fails when none can come in time.
-func (p *pool) Admit(r *http.Request) error {
+// a request (reserving it; Done gives it back), starting processes as the
+// load asks, or fails when none can come in time or ctx ends.
+func (p *pool) Admit(ctx context.Context) error {
 	var timeout <-chan time.Time
 	for {
 		sc := p.sched.Load()
@@ -236,9 +236,9 @@ func (p *pool) Admit(r *http.Request) error {
 		select {
 		case <-wake:
 			p.waiting.Add(-1)
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			p.waiting.Add(-1)
-			return r.Context().Err()
+			return ctx.Err()
 		case <-timeout:
 			p.waiting.Add(-1)
 			return errBusy

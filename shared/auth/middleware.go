@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/atrium-suite/atrium/shared/h1"
 	"github.com/atrium-suite/atrium/shared/httpx"
 )
 
@@ -62,43 +64,83 @@ func (a *Auth) identifyOnce(c *gin.Context) bool {
 }
 
 func (a *Auth) identify(c *gin.Context) error {
-	ctx := c.Request.Context()
-	if key, ok := parseAuthorization(c.GetHeader("Authorization")); ok {
-		u, err := a.dir.AuthenticateKey(ctx, key, a.cfg.Product)
-		switch {
-		case errors.Is(err, ErrInvalidKey) || errors.Is(err, ErrUnknownUser):
-			c.Set(badKeyKey, true)
-			return nil
-		case err != nil:
-			return fmt.Errorf("authenticate API key: %w", err)
-		case u.Locked: // the directory should have refused; do not rely on it
-			c.Set(badKeyKey, true)
-			return nil
-		}
-		c.Set(userKey, u)
-		return nil
+	authz, hasAuthz := c.Request.Header["Authorization"]
+	var cookie string
+	if ck, err := c.Request.Cookie(a.sessionCk); err == nil {
+		cookie = ck.Value
 	}
-
-	ck, err := c.Request.Cookie(a.sessionCk)
-	if err != nil || ck.Value == "" {
-		return nil
-	}
-	s, ok, err := a.lookupSession(ctx, ck.Value)
+	id, err := a.resolve(c.Request.Context(), first(authz), hasAuthz, cookie)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	switch {
+	case id.badKey:
+		c.Set(badKeyKey, true)
+	case id.clearCookie:
 		a.clearCookie(c, a.sessionCk, "/") // expired or unknown: stop sending it
-		return nil
+	case id.endWhy != "":
+		return a.endSession(c, *id.session, id.endWhy)
+	case id.signedIn:
+		c.Set(userKey, id.user)
+		if id.session != nil {
+			c.Set(sessionKey, id.session)
+		}
+	}
+	return nil
+}
+
+func first(vv []string) string {
+	if len(vv) == 0 {
+		return ""
+	}
+	return vv[0]
+}
+
+// identity is who a request comes from, and what identifying it asks to
+// be done (a cookie to clear, a session to end).
+type identity struct {
+	user        User
+	signedIn    bool
+	session     *session // a browser session, nil for API keys
+	badKey      bool     // an API key was presented and refused
+	clearCookie bool     // the session cookie names no session
+	endWhy      string   // the session may no longer be used: end it
+}
+
+// resolve identifies a caller from its Authorization header (when it sent
+// one: hasAuthz) or else its session cookie, changing nothing. It fails
+// only when the directory or database fails.
+func (a *Auth) resolve(ctx context.Context, authz string, hasAuthz bool, cookie string) (identity, error) {
+	if key, ok := parseAuthorization(authz); hasAuthz && ok {
+		u, err := a.dir.AuthenticateKey(ctx, key, a.cfg.Product)
+		switch {
+		case errors.Is(err, ErrInvalidKey) || errors.Is(err, ErrUnknownUser):
+			return identity{badKey: true}, nil
+		case err != nil:
+			return identity{}, fmt.Errorf("authenticate API key: %w", err)
+		case u.Locked: // the directory should have refused; do not rely on it
+			return identity{badKey: true}, nil
+		}
+		return identity{user: u, signedIn: true}, nil
+	}
+	if cookie == "" {
+		return identity{}, nil
+	}
+	s, ok, err := a.lookupSession(ctx, cookie)
+	if err != nil {
+		return identity{}, err
+	}
+	if !ok {
+		return identity{clearCookie: true}, nil
 	}
 	u, err := a.dir.User(ctx, s.userID)
 	switch {
 	case errors.Is(err, ErrUnknownUser):
-		return a.endSession(c, s, "user no longer exists")
+		return identity{session: &s, endWhy: "user no longer exists"}, nil
 	case err != nil:
-		return fmt.Errorf("read session user: %w", err)
+		return identity{}, fmt.Errorf("read session user: %w", err)
 	case u.Locked:
-		return a.endSession(c, s, "user is locked")
+		return identity{session: &s, endWhy: "user is locked"}, nil
 	}
 	if a.cfg.Embedded && s.sid != "" {
 		// Signing out at the embedded provider (from any product) ends the
@@ -106,15 +148,28 @@ func (a *Auth) identify(c *gin.Context) error {
 		// the provider having to reach each product.
 		active, err := a.dir.SignInActive(ctx, s.sid)
 		if err != nil {
-			return fmt.Errorf("check sign-in: %w", err)
+			return identity{}, fmt.Errorf("check sign-in: %w", err)
 		}
 		if !active {
-			return a.endSession(c, s, "signed out at the provider")
+			return identity{session: &s, endWhy: "signed out at the provider"}, nil
 		}
 	}
-	c.Set(userKey, u)
-	c.Set(sessionKey, &s)
-	return nil
+	return identity{user: u, signedIn: true, session: &s}, nil
+}
+
+// IdentifyFast identifies the caller of a request on the server's fast
+// path (httpx.HandleFast) as Middleware does. ok is false when the request
+// should go the normal way instead: identifying it would change something
+// (an unknown cookie to clear, a session to end), its API key was refused,
+// or the database failed — the routes then do it and answer.
+func (a *Auth) IdentifyFast(ctx context.Context, r *h1.Request) (u User, signedIn, ok bool) {
+	authz, hasAuthz := r.Header("Authorization")
+	cookie, _ := r.Cookie(a.sessionCk)
+	id, err := a.resolve(ctx, authz, hasAuthz, cookie)
+	if err != nil || id.badKey || id.clearCookie || id.endWhy != "" {
+		return User{}, false, false
+	}
+	return id.user, id.signedIn, true
 }
 
 // endSession deletes a session that may no longer be used; the request

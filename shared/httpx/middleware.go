@@ -3,7 +3,6 @@ package httpx
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -28,16 +27,21 @@ var goodRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // keeping it lets an admin follow a request through both logs) or mints one.
 func requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id := c.GetHeader(RequestIDHeader)
-		if !goodRequestID.MatchString(id) {
-			var b [8]byte
-			rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-		}
+		id := requestIDFor(c.GetHeader(RequestIDHeader))
 		c.Set(requestIDKey, id)
 		c.Header(RequestIDHeader, id)
 		c.Next()
 	}
+}
+
+// requestIDFor is the incoming id when it is sane, else a new one.
+func requestIDFor(id string) string {
+	if goodRequestID.MatchString(id) {
+		return id
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // RequestID returns the id of the request c is serving.
@@ -51,26 +55,8 @@ func (s *Server) accessLog() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		status := c.Writer.Status()
-		level := slog.LevelInfo
-		switch {
-		case status >= 500:
-			level = slog.LevelError
-		case c.Request.URL.Path == "/__ping__" || c.Request.URL.Path == "/healthz" ||
-			c.Request.URL.Path == "/readyz" || c.Request.URL.Path == "/metrics":
-			// Probes hit these every few seconds; at info they would drown
-			// the log.
-			level = slog.LevelDebug
-		}
-		s.log.LogAttrs(c.Request.Context(), level, "request",
-			slog.String("method", c.Request.Method),
-			slog.String("path", c.Request.URL.Path),
-			slog.Int("status", status),
-			slog.Int("bytes", c.Writer.Size()),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("remote", c.ClientIP()),
-			slog.String("request_id", RequestID(c)),
-		)
+		s.logRequest(c.Request.Context(), c.Request.Method, c.Request.URL.Path, c.Writer.Status(),
+			c.Writer.Size(), time.Since(start), c.ClientIP(), RequestID(c))
 	}
 }
 
@@ -165,7 +151,12 @@ func (m *metrics) middleware() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(c.Writer.Status())).Inc()
-		m.duration.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
+		m.observe(c.Request.Method, route, c.Writer.Status(), time.Since(start))
 	}
+}
+
+// observe counts one request served by the engine or the fast path.
+func (m *metrics) observe(method, route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
 }

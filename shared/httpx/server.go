@@ -65,6 +65,10 @@ type Server struct {
 	srv    *http.Server
 	ln     net.Listener
 	reg    *prometheus.Registry
+	// metrics are the engine's and the fast path's (HandleFast).
+	metrics *metrics
+	// front serves the fast routes, when any are registered.
+	front *front
 }
 
 // New validates cfg, binds the listener and builds the engine with the
@@ -126,25 +130,55 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // accepting, waits up to ShutdownTimeout for in-flight requests, and only
 // then returns. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	errc := make(chan error, 2)
+	f := s.front
+	if f == nil {
+		go func() { errc <- s.srv.Serve(s.ln) }()
+	} else {
+		// The front accepts every connection and hands net/http the ones
+		// it does not serve itself.
+		f.ctx = context.WithoutCancel(ctx)
+		f.handoff = newConnQueue(s.ln.Addr())
+		go func() {
+			if err := f.serve(s.ln); err != nil {
+				errc <- err
+			}
+		}()
+		go func() { errc <- s.srv.Serve(f.handoff) }()
+	}
 	s.log.Info("listening", "addr", s.ln.Addr().String())
 	select {
 	case err := <-errc:
 		// Serve only returns early on a listener failure.
+		s.Close()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
+	var ferr error
+	fdone := make(chan struct{})
+	if f != nil {
+		f.mu.Lock()
+		f.closing = true
+		f.mu.Unlock()
+		s.ln.Close()
+		go func() { ferr = f.shutdown(sctx); close(fdone) }()
+	} else {
+		close(fdone)
+	}
 	// Serve returns ErrServerClosed as soon as Shutdown starts; Shutdown
 	// itself returns when in-flight requests have finished, so it is the
 	// one we wait for.
 	err := s.srv.Shutdown(sctx)
+	<-fdone
 	<-errc
+	if err == nil {
+		err = ferr
+	}
 	if err != nil {
-		s.srv.Close()
+		s.Close()
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	s.log.Info("stopped")
@@ -152,7 +186,13 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 // Close stops the server at once (for failed start-ups and tests).
-func (s *Server) Close() error { return s.srv.Close() }
+func (s *Server) Close() error {
+	if s.front != nil {
+		s.ln.Close()
+		s.front.close()
+	}
+	return s.srv.Close()
+}
 
 func (s *Server) buildEngine() *gin.Engine {
 	e := gin.New()
@@ -164,8 +204,8 @@ func (s *Server) buildEngine() *gin.Engine {
 	}
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
-	m := newMetrics(s.reg, s.cfg.Name, s.cfg.Version)
-	e.Use(requestID(), s.accessLog(), m.middleware(), s.renderErrors(), s.recoverPanic(), bodyLimit(s.cfg.MaxBodyBytes))
+	s.metrics = newMetrics(s.reg, s.cfg.Name, s.cfg.Version)
+	e.Use(requestID(), s.accessLog(), s.metrics.middleware(), s.renderErrors(), s.recoverPanic(), bodyLimit(s.cfg.MaxBodyBytes))
 	e.NoRoute(func(c *gin.Context) {
 		c.Error(NotFound("no page at %s", c.Request.URL.Path))
 	})

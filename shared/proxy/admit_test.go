@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sync/atomic"
@@ -14,7 +15,7 @@ type gate struct {
 	admits, end atomic.Int64
 }
 
-func (g *gate) Admit(*http.Request) error {
+func (g *gate) Admit(context.Context) error {
 	if g.refuse != nil {
 		return g.refuse
 	}

@@ -117,7 +117,8 @@ func (b *StickyBalancer) Set(targets []Target) error {
 
 // Pick implements Balancer.
 func (b *StickyBalancer) Pick(r *http.Request) (Target, func(), error) {
-	e, _, err := b.pick(r)
+	val, has := cookieValue(r.Header, b.cookie)
+	e, _, err := b.pick(val, has)
 	if err != nil {
 		return Target{}, nil, err
 	}
@@ -132,8 +133,7 @@ func (b *StickyBalancer) Pick(r *http.Request) (Target, func(), error) {
 // pick is Pick for the Proxy, which needs no closure: it decrements the
 // entry's in-flight count itself. carried reports that r already holds the
 // cookie naming the picked entry, so no Set-Cookie is needed.
-func (b *StickyBalancer) pick(r *http.Request) (e *entry, carried bool, err error) {
-	val, has := cookieValue(r.Header, b.cookie)
+func (b *StickyBalancer) pick(val string, has bool) (e *entry, carried bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := len(b.targets)

@@ -10,6 +10,8 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+
+	"github.com/atrium-suite/atrium/shared/h1"
 )
 
 // direct reports whether r can take the direct path: the shared transport,
@@ -28,15 +30,8 @@ func (p *Proxy) direct(r *http.Request) bool {
 // request than ReverseProxy on the same transport.
 func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, t Target) {
 	ctx := in.Context()
-	out := &http.Request{Method: in.Method, URL: cloneURL(in.URL), Header: in.Header.Clone(), Host: in.Host}
-	if out.Header == nil {
-		out.Header = http.Header{}
-	}
-	prepareOutgoing(in, out)
-	pr := &httputil.ProxyRequest{In: in, Out: out}
-	p.rewriteTo(pr, t)
-	out = pr.Out
-	if out.URL.Scheme != "http" {
+	out, ok := p.outgoing(in, t)
+	if !ok {
 		// A target reached another way (https): leave it to ReverseProxy.
 		p.rp.ServeHTTP(w, in.WithContext(withTarget(ctx, t)))
 		return
@@ -91,6 +86,19 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, t Target) {
 			w.Header().Add(http.TrailerPrefix+k, v)
 		}
 	}
+}
+
+// outgoing is the request the direct paths send to t for in; ok is false
+// for a target not reached over plain HTTP, which is ReverseProxy's.
+func (p *Proxy) outgoing(in *http.Request, t Target) (*http.Request, bool) {
+	out := &http.Request{Method: in.Method, URL: cloneURL(in.URL), Header: in.Header.Clone(), Host: in.Host}
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
+	prepareOutgoing(in, out)
+	pr := &httputil.ProxyRequest{In: in, Out: out}
+	p.rewriteTo(pr, t)
+	return pr.Out, pr.Out.URL.Scheme == "http"
 }
 
 // prepareOutgoing is what ReverseProxy does to the outgoing request before
@@ -157,7 +165,7 @@ func writeRequestHead(bw *bufio.Writer, out *http.Request) error {
 	bw.WriteByte(' ')
 	bw.WriteString(out.URL.RequestURI())
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(headerValue(host))
+	bw.WriteString(h1.FieldValue(host))
 	bw.WriteString("\r\n")
 	for k, vv := range out.Header {
 		switch k {
@@ -170,7 +178,7 @@ func writeRequestHead(bw *bufio.Writer, out *http.Request) error {
 			}
 			bw.WriteString(k)
 			bw.WriteString(": ")
-			bw.WriteString(headerValue(v))
+			bw.WriteString(h1.FieldValue(v))
 			bw.WriteString("\r\n")
 		}
 	}
@@ -181,16 +189,6 @@ func writeRequestHead(bw *bufio.Writer, out *http.Request) error {
 	}
 	_, err := bw.WriteString("\r\n")
 	return err
-}
-
-// headerValue is v trimmed and with line breaks turned into spaces, as
-// net/http writes header values: a value cannot start another header.
-func headerValue(v string) string {
-	v = textproto.TrimString(v)
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
-	}
-	return v
 }
 
 func cloneURL(u *url.URL) *url.URL {

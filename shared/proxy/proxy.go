@@ -54,9 +54,9 @@ type Sticky interface {
 // websocket it became) is over.
 type Admitter interface {
 	Balancer
-	// Admit returns nil once r may go to one of StickyBalancer's targets,
-	// or the error Pick would return.
-	Admit(r *http.Request) error
+	// Admit returns nil once a request may go to one of StickyBalancer's
+	// targets, or the error Pick would return; ctx is the request's.
+	Admit(ctx context.Context) error
 	// Done ends an admitted request.
 	Done()
 	StickyBalancer() *StickyBalancer
@@ -225,7 +225,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.sticky != nil {
 		// The common case (Connect's apps, Workbench's sessions), without
 		// the release closure and second cookie parse of the general path.
-		e, carried, err := p.admitAndPick(r)
+		val, has := cookieValue(r.Header, p.sticky.cookie)
+		e, carried, err := p.admitAndPick(r.Context(), val, has)
 		if err != nil {
 			p.pickFailed(w, r, path, err)
 			return
@@ -267,15 +268,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // admitAndPick is the sticky pick, after the Admitter (when there is one)
 // let the request go. A process can exit between the two; the request is
 // then admitted again (it waits for another) rather than refused.
-func (p *Proxy) admitAndPick(r *http.Request) (*entry, bool, error) {
+// cookie is the affinity cookie's value, when the client sent one (has).
+func (p *Proxy) admitAndPick(ctx context.Context, cookie string, has bool) (*entry, bool, error) {
 	if p.admit == nil {
-		return p.sticky.pick(r)
+		return p.sticky.pick(cookie, has)
 	}
 	for attempt := 0; ; attempt++ {
-		if err := p.admit.Admit(r); err != nil {
+		if err := p.admit.Admit(ctx); err != nil {
 			return nil, false, err
 		}
-		e, carried, err := p.sticky.pick(r)
+		e, carried, err := p.sticky.pick(cookie, has)
 		if err == nil {
 			return e, carried, nil
 		}

@@ -83,21 +83,34 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *directTransport) send(ctx context.Context, key string, req *http.Request, write func(*bufio.Writer) error, on1xx func(int, http.Header) error) (*http.Response, error) {
 	// A kept-alive connection the target closed meanwhile fails before it
 	// answers a byte; the request has no body and is sent again on another
-	// connection, as http.Transport does. A fresh connection is not retried.
-	// Other requests only go on a kept-alive connection that is still open.
-	replay := replayable(req)
+	// connection, as http.Transport does (see do).
+	var res *http.Response
+	err := t.do(ctx, key, replayable(req), func(bc *backendConn) (retry bool, err error) {
+		res, retry, err = t.exchange(ctx, bc, req, write, on1xx, replayable(req))
+		return retry, err
+	})
+	return res, err
+}
+
+// do runs one exchange on a connection to key (host:port), again on
+// another connection when it fails before any of the response arrived on
+// a kept-alive connection the target may have closed meanwhile and the
+// request may be replayed (replay). A fresh connection is not retried;
+// without replay only a kept-alive connection that is still open is used.
+// The exchange owns the connection when it succeeds; on error do closes it.
+func (t *directTransport) do(ctx context.Context, key string, replay bool, exchange func(*backendConn) (retry bool, err error)) error {
 	for {
 		bc, err := t.get(ctx, key, !replay)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		res, retry, err := t.exchange(ctx, bc, req, write, on1xx, replay)
+		retry, err := exchange(bc)
 		if err == nil {
-			return res, nil
+			return nil
 		}
 		bc.conn.Close()
 		if !retry || !bc.reused {
-			return nil, err
+			return err
 		}
 	}
 }
@@ -107,7 +120,7 @@ func (t *directTransport) send(ctx context.Context, key string, req *http.Reques
 func (t *directTransport) exchange(ctx context.Context, bc *backendConn, req *http.Request, write func(*bufio.Writer) error, on1xx func(int, http.Header) error, replay bool) (res *http.Response, retry bool, err error) {
 	// The client going away (or the server shutting down) ends the wait
 	// for a slow target: the deadline fails the blocked read or write.
-	stop := context.AfterFunc(ctx, func() { _ = bc.conn.SetDeadline(aLongTimeAgo) })
+	stop := watch(ctx, bc)
 	fail := func(err error, retry bool) (*http.Response, bool, error) {
 		if !stop() || ctx.Err() != nil {
 			return nil, false, ctx.Err()
@@ -151,6 +164,18 @@ func (t *directTransport) exchange(ctx context.Context, bc *backendConn, req *ht
 	res.Body = &directBody{body: res.Body, t: t, bc: bc, stop: stop, keep: !res.Close}
 	return res, false, nil
 }
+
+// watch makes ctx ending fail bc's blocked reads and writes; stop undoes
+// it and reports false when ctx ended first. A context that cannot end
+// (the fast path's: its connection's own) costs nothing.
+func watch(ctx context.Context, bc *backendConn) (stop func() bool) {
+	if ctx.Done() == nil {
+		return neverStopped
+	}
+	return context.AfterFunc(ctx, func() { _ = bc.conn.SetDeadline(aLongTimeAgo) })
+}
+
+func neverStopped() bool { return true }
 
 // aLongTimeAgo is a deadline in the past: it fails blocked I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -288,9 +313,13 @@ func (t *directTransport) CloseIdleConnections() {
 // the connection broke, so only methods that are safe to repeat qualify
 // (http.Transport's rule).
 func replayable(req *http.Request) bool {
-	switch req.Method {
+	return replayableMethod(req.Method) || req.Header["Idempotency-Key"] != nil || req.Header["X-Idempotency-Key"] != nil
+}
+
+func replayableMethod(m string) bool {
+	switch m {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true
 	}
-	return req.Header["Idempotency-Key"] != nil || req.Header["X-Idempotency-Key"] != nil
+	return false
 }

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -19,8 +18,11 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
-	"time"
 
+	"github.com/gin-gonic/gin"
+
+	"github.com/atrium-suite/atrium/shared/h1"
+	"github.com/atrium-suite/atrium/shared/httpx"
 	"github.com/atrium-suite/atrium/shared/proxy"
 )
 
@@ -74,26 +76,19 @@ func run(addr, backend, guid string) error {
 	if err != nil {
 		return err
 	}
-	// The timeouts Atrium's servers use (shared/httpx): a benchmark of a
-	// server without them would measure something Atrium does not run.
-	srv := &http.Server{
-		Addr:              addr,
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    1 << 20,
+	// Atrium's product server (shared/httpx), as Connect runs it: the
+	// engine with its middleware, and the proxy on the fast path that
+	// Connect registers for /content/ (connect.Server.serveContentFast).
+	srv, err := httpx.New(httpx.Config{Name: "proxyfront", Addr: addr, Logger: logger})
+	if err != nil {
+		return err
 	}
+	srv.Engine().Any(prefix+"*path", gin.WrapH(p))
+	srv.HandleFast(prefix, prefix+"*path", func(w http.ResponseWriter, r *h1.Request) bool {
+		return p.ServeFast(w, r, nil)
+	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
 	fmt.Fprintf(os.Stderr, "proxyfront: %s%s → %s\n", addr, prefix, backend)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("listen: %w", err)
-	}
-	return nil
+	return srv.Serve(ctx)
 }

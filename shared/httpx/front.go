@@ -1,0 +1,759 @@
+package httpx
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/atrium-suite/atrium/shared/h1"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// FastHandler answers a request on the server's fast path: an HTTP/1.1
+// request without a body and without an upgrade, under a prefix registered
+// with HandleFast, read by the server itself (package h1) instead of
+// net/http. It reports false, having written nothing, to leave the request
+// to the engine, which then serves it (and the rest of its connection) as
+// usual — so a fast handler only takes the requests it can answer
+// completely and leaves sign-in redirects, errors and anything unusual to
+// the routes.
+//
+// The ResponseWriter writes straight to the connection; it implements
+// http.Flusher and proxy.ConnWriter, not http.Hijacker. The request's
+// context never ends: the server does not read from a connection while a
+// request is served, so it does not see a client go away before it writes.
+type FastHandler func(w http.ResponseWriter, r *h1.Request) bool
+
+// HandleFast registers h for requests whose path starts with prefix. route
+// names them in metrics, as a gin route pattern would (e.g.
+// "/content/:guid/*path"). Call it before Serve.
+//
+// Why: net/http's server costs more per request than the proxying it
+// fronts (a goroutine per request to watch for the client going away, a
+// context with cancel, the response machinery). Connect's content traffic
+// is nearly all small bodiless requests proxied to an app, and there that
+// cost decided whether Atrium kept up with nginx (scripts/bench/connect.sh).
+// Every other request, and every connection once it sends one, stays with
+// net/http.
+func (s *Server) HandleFast(prefix, route string, h FastHandler) {
+	if s.front == nil {
+		s.front = &front{s: s, conns: map[*fastConn]struct{}{}}
+	}
+	s.front.routes = append(s.front.routes, fastRoute{prefix: prefix, route: route, h: h})
+}
+
+type fastRoute struct {
+	prefix, route string
+	h             FastHandler
+	// counters caches the route's metrics by method and status, so a
+	// request costs a map read instead of two label-hash lookups.
+	counters atomic.Pointer[map[methodStatus]routeMetrics]
+}
+
+type methodStatus struct {
+	method string
+	status int
+}
+
+type routeMetrics struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observe counts a request of the route, as metrics.observe does.
+func (rt *fastRoute) observe(m *metrics, method string, status int, d time.Duration) {
+	key := methodStatus{method, status}
+	var cache map[methodStatus]routeMetrics
+	if p := rt.counters.Load(); p != nil {
+		cache = *p
+	}
+	rm, ok := cache[key]
+	if !ok {
+		rm = routeMetrics{
+			requests: m.requests.WithLabelValues(method, rt.route, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(method, rt.route),
+		}
+		if len(cache) < 64 { // methods × statuses seen; bounded all the same
+			next := make(map[methodStatus]routeMetrics, len(cache)+1)
+			maps.Copy(next, cache)
+			next[key] = rm
+			rt.counters.Store(&next)
+		}
+	}
+	rm.requests.Inc()
+	rm.duration.Observe(d.Seconds())
+}
+
+// front accepts the server's connections and serves the fast routes on
+// them; a connection whose request it does not take is handed, with what
+// was read from it, to the http.Server through handoff.
+type front struct {
+	s       *Server
+	routes  []fastRoute
+	handoff *connQueue
+	// ctx is the fast requests' context. It never ends: a context that
+	// can end costs every proxied request a registration with it
+	// (context.AfterFunc), and a closed server closes the connections
+	// instead.
+	ctx context.Context
+
+	mu      sync.Mutex
+	conns   map[*fastConn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+type fastConn struct {
+	c    net.Conn
+	idle bool // waiting for a request: shutdown may close it at once
+}
+
+// fastBufSize bounds a request head the front reads itself; a larger one
+// (big cookies) goes to net/http, which allows up to MaxHeaderBytes.
+const fastBufSize = 16 << 10
+
+// serve runs the accept loop until the listener is closed.
+func (f *front) serve(ln net.Listener) error {
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if f.isClosing() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				// As net/http: back off on temporary accept errors
+				// (out of file descriptors) instead of spinning.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				f.s.log.Warn("accept", "err", err, "retry_in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		fc := &fastConn{c: c}
+		if !f.track(fc) {
+			c.Close()
+			continue
+		}
+		go f.conn(fc)
+	}
+}
+
+func (f *front) isClosing() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closing
+}
+
+func (f *front) track(fc *fastConn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closing {
+		return false
+	}
+	f.conns[fc] = struct{}{}
+	f.wg.Add(1)
+	return true
+}
+
+func (f *front) untrack(fc *fastConn) {
+	f.mu.Lock()
+	delete(f.conns, fc)
+	f.mu.Unlock()
+	f.wg.Done()
+}
+
+// setIdle marks fc as waiting for a request, and reports false when the
+// server is shutting down (the connection is then closed, not waited on).
+// The caller has set its idle read deadline already, so shutdown's
+// deadline in the past, set under the same lock, is the one that holds.
+func (f *front) setIdle(fc *fastConn, idle bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fc.idle = idle
+	return !f.closing
+}
+
+// shutdown stops the front: idle connections are closed now, busy ones
+// after their current response, which says Connection: close. It returns
+// when all are gone or ctx ends (then the rest are closed).
+func (f *front) shutdown(ctx context.Context) error {
+	f.mu.Lock()
+	f.closing = true
+	for fc := range f.conns {
+		if fc.idle {
+			_ = fc.c.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+	f.mu.Unlock()
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		f.close()
+		return ctx.Err()
+	}
+}
+
+// close ends every connection at once. As http.Server.Close, it does not
+// wait for the handlers: one waiting on a slow target returns when the
+// target answers, and its write to the closed connection fails.
+func (f *front) close() {
+	f.mu.Lock()
+	f.closing = true
+	for fc := range f.conns {
+		fc.c.Close()
+	}
+	f.mu.Unlock()
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn serves one connection's requests until it closes, is handed off or
+// the server shuts down.
+func (f *front) conn(fc *fastConn) {
+	defer f.untrack(fc)
+	c := fc.c
+	keep := false // true once the connection has been handed off
+	defer func() {
+		if !keep {
+			c.Close()
+		}
+	}()
+	if _, ok := c.(*tls.Conn); ok {
+		// TLS is net/http's: it sets Request.TLS, which forwarded
+		// headers and secure cookies depend on.
+		keep = f.handoff.push(c, nil)
+		return
+	}
+	br := bufio.NewReaderSize(c, fastBufSize)
+	bw := bufio.NewWriterSize(c, 4<<10)
+	remote := c.RemoteAddr().String()
+	cfg := &f.s.cfg
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		if !f.setIdle(fc, true) {
+			return
+		}
+		if _, err := br.Peek(1); err != nil {
+			return // closed, idle too long, or the server shutting down
+		}
+		if !f.setIdle(fc, false) {
+			return // shutting down: a request that just arrived is not started
+		}
+		n, err := headLength(br, c, cfg.ReadHeaderTimeout)
+		if err != nil {
+			return // the client stopped sending mid-head
+		}
+		var req *h1.Request
+		var rt *fastRoute
+		if n > 0 {
+			req, rt = f.take(br, n, remote)
+		}
+		if rt == nil || !f.run(rt, bw, req) {
+			// Not a fast request: net/http reads it again from the start.
+			buf, _ := br.Peek(br.Buffered())
+			keep = f.handoff.push(c, bytes.Clone(buf))
+			return
+		}
+		if _, err := br.Discard(n); err != nil {
+			return
+		}
+		if req.Close || f.isClosing() {
+			return
+		}
+	}
+}
+
+// headLength returns the length of the request head at the start of br,
+// reading more from c as needed within timeout, or 0 when the fast path
+// does not read it (it does not fit in br's buffer, or starts oddly).
+func headLength(br *bufio.Reader, c net.Conn, timeout time.Duration) (int, error) {
+	for deadline := false; ; {
+		buf, _ := br.Peek(br.Buffered())
+		switch n := h1.HeadLength(buf); {
+		case n > 0:
+			return n, nil
+		case n < 0 || br.Buffered() == br.Size():
+			return 0, nil
+		}
+		if !deadline {
+			// Most heads arrive whole with their first byte; only a head
+			// still coming gets the header timeout (ReadHeaderTimeout).
+			deadline = true
+			_ = c.SetReadDeadline(time.Now().Add(timeout))
+		}
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// take parses the head in br's first n bytes and returns the request and
+// its fast route, or a nil route when the request is not one the fast path
+// serves (h1.Parse leaves anything unusual to net/http).
+func (f *front) take(br *bufio.Reader, n int, remote string) (*h1.Request, *fastRoute) {
+	head, _ := br.Peek(n)
+	req, ok := h1.Parse(head)
+	if !ok {
+		return nil, nil
+	}
+	for i := range f.routes {
+		if strings.HasPrefix(req.Path, f.routes[i].prefix) {
+			req.RemoteAddr = remote
+			req.Ctx = f.ctx
+			if f.isClosing() {
+				req.Close = true // the last response says so
+			}
+			return req, &f.routes[i]
+		}
+	}
+	return nil, nil
+}
+
+// run serves req with rt's handler and reports whether it did; the
+// request log and metrics are the engine's (accessLog, metrics).
+func (f *front) run(rt *fastRoute, bw *bufio.Writer, req *h1.Request) (served bool) {
+	s := f.s
+	start := time.Now()
+	w := &rawWriter{bw: bw, method: req.Method, close: req.Close, closing: f.isClosing, header: make(http.Header, 4)}
+	hid, _ := req.Header(RequestIDHeader)
+	id := requestIDFor(hid)
+	w.header[RequestIDHeader] = []string{id}
+	s.metrics.inflight.Inc()
+	defer s.metrics.inflight.Dec()
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				s.log.Error("request failed", "status", 500, "msg", "panic", "err", fmt.Errorf("panic: %v", p), "request_id", id)
+			}
+			if !w.wroteHeader {
+				clear(w.header)
+				w.header[RequestIDHeader] = []string{id}
+				w.header["Content-Type"] = []string{"text/plain; charset=utf-8"}
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = io.WriteString(w, "500 Internal Server Error: internal error\n")
+			}
+			w.broken = true
+			w.finish()
+			served = true
+			req.Close = true
+		}
+	}()
+	if !rt.h(w, req) {
+		if w.wroteHeader {
+			// A handler that wrote must not decline: the response has begun.
+			panic(fmt.Sprintf("httpx: fast handler for %s declined after writing", rt.prefix))
+		}
+		return false
+	}
+	w.finish()
+	if w.broken || w.closeAfter || w.close {
+		req.Close = true
+	}
+	dur := time.Since(start)
+	rt.observe(s.metrics, req.Method, w.status, dur)
+	host, _, _ := net.SplitHostPort(req.RemoteAddr)
+	s.logRequest(req.Ctx, req.Method, req.Path, w.status, int(w.written), dur, host, id)
+	return true
+}
+
+// rawWriter is the fast path's http.ResponseWriter: the status line and
+// headers as the handler set them, then the body framed by its
+// Content-Length, or chunked when the handler set none.
+type rawWriter struct {
+	bw          *bufio.Writer
+	method      string
+	close       bool        // the client asked to close the connection
+	closing     func() bool // the server is shutting down
+	header      http.Header
+	status      int
+	wroteHeader bool
+	noBody      bool  // HEAD, 204, 304
+	chunked     bool  // no Content-Length: chunked encoding
+	length      int64 // the Content-Length, when not chunked
+	written     int64 // body bytes written
+	trailers    []string
+	closeAfter  bool // the connection ends after this response
+	broken      bool // the response could not be completed
+	raw         bool // written by the handler itself (RawConn)
+}
+
+var _ http.Flusher = (*rawWriter)(nil)
+
+func (w *rawWriter) Header() http.Header { return w.header }
+
+func (w *rawWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// An informational response (103 Early Hints): sent at once with
+		// the headers set so far; the final one follows.
+		w.writeStatus(code)
+		w.writeHeaders(nil)
+		w.bw.WriteString("\r\n")
+		if err := w.bw.Flush(); err != nil {
+			w.broken = true
+		}
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	h := w.header
+	w.noBody = w.method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified || code == http.StatusSwitchingProtocols
+	w.length = -1
+	if cl := h["Content-Length"]; len(cl) == 1 {
+		if n, err := strconv.ParseInt(strings.TrimSpace(cl[0]), 10, 64); err == nil && n >= 0 {
+			w.length = n
+		}
+	}
+	if w.length < 0 {
+		delete(h, "Content-Length")
+		if !w.noBody {
+			w.chunked = true
+		}
+	}
+	if w.RawClose() || tokenListContains(h["Connection"], "close") {
+		w.closeAfter = true
+	}
+	if w.chunked {
+		for _, v := range h["Trailer"] {
+			for k := range strings.SplitSeq(v, ",") {
+				if k = strings.TrimSpace(k); k != "" {
+					w.trailers = append(w.trailers, http.CanonicalHeaderKey(k))
+				}
+			}
+		}
+	}
+	w.writeStatus(code)
+	w.writeHeaders(hopHeaders)
+	if _, ok := h["Date"]; !ok {
+		w.bw.WriteString("Date: ")
+		w.bw.WriteString(httpDate())
+		w.bw.WriteString("\r\n")
+	}
+	if w.chunked {
+		w.bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if w.closeAfter {
+		w.bw.WriteString("Connection: close\r\n")
+	}
+	w.bw.WriteString("\r\n")
+}
+
+// hopHeaders are the headers the writer frames itself, not the handler's.
+var hopHeaders = map[string]bool{"Connection": true, "Transfer-Encoding": true}
+
+func (w *rawWriter) writeStatus(code int) {
+	w.bw.WriteString("HTTP/1.1 ")
+	w.bw.WriteString(statusLine(code))
+	w.bw.WriteString("\r\n")
+}
+
+// writeHeaders writes the handler's headers, leaving out skip's and the
+// trailer values (http.TrailerPrefix), with line breaks in values turned
+// into spaces as net/http does.
+func (w *rawWriter) writeHeaders(skip map[string]bool) {
+	for k, vv := range w.header {
+		if skip[k] || strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range vv {
+			w.bw.WriteString(k)
+			w.bw.WriteString(": ")
+			w.bw.WriteString(h1.FieldValue(v))
+			w.bw.WriteString("\r\n")
+		}
+	}
+}
+
+func (w *rawWriter) Write(p []byte) (int, error) {
+	if w.raw {
+		return 0, errBroken
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.broken {
+		return 0, errBroken
+	}
+	if w.noBody {
+		if w.method == http.MethodHead {
+			return len(p), nil
+		}
+		return 0, http.ErrBodyNotAllowed
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !w.chunked {
+		if left := w.length - w.written; int64(len(p)) > left {
+			n, _ := w.write(p[:left])
+			return n, http.ErrContentLength
+		}
+		return w.write(p)
+	}
+	var size [20]byte
+	w.bw.Write(append(strconv.AppendInt(size[:0], int64(len(p)), 16), '\r', '\n'))
+	n, err := w.write(p)
+	w.bw.WriteString("\r\n")
+	return n, err
+}
+
+var errBroken = errors.New("httpx: connection broken")
+
+func (w *rawWriter) write(p []byte) (int, error) {
+	n, err := w.bw.Write(p)
+	w.written += int64(n)
+	if err != nil {
+		w.broken = true
+	}
+	return n, err
+}
+
+// RawConn lets a handler write the whole response as bytes (shared/proxy
+// copying a target's response); the headers set so far are the handler's
+// to write. It implements proxy.ConnWriter.
+func (w *rawWriter) RawConn() *bufio.Writer {
+	if w.wroteHeader || w.broken {
+		return nil
+	}
+	return w.bw
+}
+
+// RawClose reports whether this response ends the connection.
+func (w *rawWriter) RawClose() bool {
+	if !w.close && w.closing() {
+		w.close = true
+	}
+	return w.close
+}
+
+// RawDone records the response a handler wrote through RawConn.
+func (w *rawWriter) RawDone(status int, bodyBytes int64, keepAlive bool) {
+	w.wroteHeader, w.raw = true, true
+	w.status, w.written = status, bodyBytes
+	if !keepAlive {
+		w.broken = true
+	}
+}
+
+// Flush sends what is buffered to the client.
+func (w *rawWriter) Flush() {
+	_ = w.FlushError()
+}
+
+// FlushError is Flush reporting the error (http.ResponseController uses it).
+func (w *rawWriter) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.broken = true
+		return err
+	}
+	return nil
+}
+
+// finish ends the response: the last chunk and trailers, a 200 with no
+// body if the handler wrote nothing, and the flush. A fixed-length body cut
+// short leaves the connection to be closed, so the client cannot take the
+// part for the whole.
+func (w *rawWriter) finish() {
+	if w.raw {
+		if w.broken {
+			w.bw.Reset(nil)
+		}
+		return
+	}
+	if !w.wroteHeader {
+		if _, ok := w.header["Content-Length"]; !ok && w.method != http.MethodHead {
+			w.header["Content-Length"] = []string{"0"}
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.chunked && !w.broken {
+		w.bw.WriteString("0\r\n")
+		for _, k := range w.trailers {
+			for _, v := range w.header[k] {
+				w.bw.WriteString(k + ": " + h1.FieldValue(v) + "\r\n")
+			}
+		}
+		for k, vv := range w.header {
+			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && httpguts.ValidHeaderFieldName(name) {
+				for _, v := range vv {
+					w.bw.WriteString(name + ": " + h1.FieldValue(v) + "\r\n")
+				}
+			}
+		}
+		w.bw.WriteString("\r\n")
+	}
+	if !w.chunked && !w.noBody && w.written < w.length {
+		w.broken = true
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.broken = true
+	}
+	if w.broken {
+		w.bw.Reset(nil) // drop anything left; the connection is closed
+	}
+}
+
+func tokenListContains(vv []string, token string) bool {
+	for _, v := range vv {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// statusLine is "200 OK" for 200, cached for the common codes.
+func statusLine(code int) string {
+	if code < len(statusLines) && statusLines[code] != "" {
+		return statusLines[code]
+	}
+	return fmt.Sprintf("%03d %s", code, http.StatusText(code))
+}
+
+var statusLines = func() []string {
+	s := make([]string, 600)
+	for code := 100; code < 600; code++ {
+		if t := http.StatusText(code); t != "" {
+			s[code] = fmt.Sprintf("%d %s", code, t)
+		}
+	}
+	return s
+}()
+
+// httpDate is the current time in the Date header's format, formatted once
+// a second.
+func httpDate() string {
+	now := time.Now().Unix()
+	if d := cachedDate.Load(); d != nil && d.unix == now {
+		return d.s
+	}
+	d := &dateString{unix: now, s: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
+	cachedDate.Store(d)
+	return d.s
+}
+
+type dateString struct {
+	unix int64
+	s    string
+}
+
+var cachedDate atomic.Pointer[dateString]
+
+// connQueue is the net.Listener the http.Server serves: the connections
+// the front hands off, each replaying the bytes the front read from it.
+type connQueue struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// push hands c to the http.Server, with read the bytes to replay first; it
+// reports false when the server is closed (the caller closes c).
+func (q *connQueue) push(c net.Conn, read []byte) bool {
+	if len(read) > 0 {
+		c = &replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(read), c)}
+	}
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.closed:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.closed) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }
+
+// replayConn reads the bytes the front already took from the connection
+// before the connection's own.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite lets net/http half-close the connection after an error
+// response, as it does with a plain TCP connection.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// logRequest and the engine's accessLog write the same request log line.
+func (s *Server) logRequest(ctx context.Context, method, path string, status, bytes int, dur time.Duration, remote, id string) {
+	level := slog.LevelInfo
+	switch {
+	case status >= 500:
+		level = slog.LevelError
+	case path == "/__ping__" || path == "/healthz" || path == "/readyz" || path == "/metrics":
+		// Probes hit these every few seconds; at info they would drown
+		// the log.
+		level = slog.LevelDebug
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	s.log.LogAttrs(ctx, level, "request",
+		slog.String("method", method),
+		slog.String("path", path),
+		slog.Int("status", status),
+		slog.Int("bytes", bytes),
+		slog.Duration("duration", dur),
+		slog.String("remote", remote),
+		slog.String("request_id", id),
+	)
+}

@@ -1,0 +1,331 @@
+package httpx_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/atrium-suite/atrium/shared/h1"
+	"github.com/atrium-suite/atrium/shared/httpx"
+)
+
+// fastServer is a Server with a fast route at /fast/ and the same paths on
+// the engine, so each answer says which side served it.
+type fastServer struct {
+	addr   string
+	cancel context.CancelFunc
+	done   chan error
+	fast   atomic.Int64 // requests the fast handler served
+	// block, when set, makes /fast/block wait until it is closed.
+	block   chan struct{}
+	started chan struct{}
+}
+
+func startFast(t *testing.T) *fastServer {
+	t.Helper()
+	s, err := httpx.New(httpx.Config{Name: "test", Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fastServer{addr: s.Addr().String(), done: make(chan error, 1), block: make(chan struct{}), started: make(chan struct{}, 1)}
+	s.Engine().Any("/fast/*path", func(c *gin.Context) {
+		c.Header("X-Side", "engine")
+		c.String(http.StatusOK, "engine %s %s", c.Request.Method, c.Request.URL.Path)
+	})
+	s.HandleFast("/fast/", "/fast/*path", func(w http.ResponseWriter, r *h1.Request) bool {
+		switch {
+		case strings.Contains(r.Path, "decline"):
+			return false
+		case strings.HasSuffix(r.Path, "/panic"):
+			panic("fast handler panics")
+		case strings.HasSuffix(r.Path, "/block"):
+			fs.started <- struct{}{}
+			<-fs.block
+		case strings.HasSuffix(r.Path, "/stream"):
+			// No Content-Length: the response is chunked, with a trailer.
+			w.Header().Set("Trailer", "X-Sum")
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, "part one, ")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part two")
+			w.Header().Set("X-Sum", "2 parts")
+			fs.fast.Add(1)
+			return true
+		case strings.HasSuffix(r.Path, "/empty"):
+			fs.fast.Add(1)
+			return true // wrote nothing: a 200 with no body
+		}
+		fs.fast.Add(1)
+		body := "fast " + r.Method + " " + r.Path
+		w.Header().Set("X-Side", "fast")
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		io.WriteString(w, body)
+		return true
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	fs.cancel = cancel
+	go func() { fs.done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-fs.block:
+		default:
+			close(fs.block)
+		}
+		<-fs.done
+	})
+	return fs
+}
+
+// exchange writes raw to a new connection and reads n responses from it.
+func exchange(t *testing.T, addr, raw string, reqs ...*http.Request) []*http.Response {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	var out []*http.Response
+	for _, req := range reqs {
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatalf("reading response %d: %v", len(out)+1, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("reading body %d: %v", len(out)+1, err)
+		}
+		resp.Body = io.NopCloser(strings.NewReader(string(b)))
+		out = append(out, resp)
+	}
+	return out
+}
+
+func body(r *http.Response) string {
+	b, _ := io.ReadAll(r.Body)
+	return string(b)
+}
+
+func get(method string) *http.Request { return &http.Request{Method: method} }
+
+func TestFastPathTakesAndLeaves(t *testing.T) {
+	fs := startFast(t)
+	big := strings.Repeat("x", 20<<10) // beyond the fast path's head buffer
+	for _, tc := range []struct {
+		name, raw string
+		want      []string // each response's body
+	}{
+		{"plain GET", "GET /fast/a HTTP/1.1\r\nHost: x\r\n\r\n", []string{"fast GET /fast/a"}},
+		{"declined by the handler", "GET /fast/decline HTTP/1.1\r\nHost: x\r\n\r\n", []string{"engine GET /fast/decline"}},
+		{"outside the prefix", "GET /fastx HTTP/1.1\r\nHost: x\r\n\r\n", []string{""}},
+		{"a body goes to net/http", "POST /fast/a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", []string{"engine POST /fast/a"}},
+		{"an upgrade goes to net/http", "GET /fast/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", []string{"engine GET /fast/a"}},
+		{"HTTP/1.0 goes to net/http", "GET /fast/a HTTP/1.0\r\nHost: x\r\n\r\n", []string{"engine GET /fast/a"}},
+		{"a head larger than the buffer", "GET /fast/a HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\n\r\n", []string{"engine GET /fast/a"}},
+		{"pipelined fast requests", "GET /fast/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /fast/2 HTTP/1.1\r\nHost: x\r\n\r\n", []string{"fast GET /fast/1", "fast GET /fast/2"}},
+		{"fast, then the rest of the connection to net/http",
+			"GET /fast/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /fast/decline HTTP/1.1\r\nHost: x\r\n\r\nGET /fast/3 HTTP/1.1\r\nHost: x\r\n\r\n",
+			[]string{"fast GET /fast/1", "engine GET /fast/decline", "engine GET /fast/3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reqs := make([]*http.Request, len(tc.want))
+			for i := range reqs {
+				reqs[i] = get(http.MethodGet)
+			}
+			resps := exchange(t, fs.addr, tc.raw, reqs...)
+			for i, resp := range resps {
+				if tc.want[i] == "" {
+					if resp.StatusCode != http.StatusNotFound {
+						t.Errorf("response %d: %s, want 404 from the engine", i+1, resp.Status)
+					}
+					continue
+				}
+				if got := body(resp); got != tc.want[i] {
+					t.Errorf("response %d: body %q, want %q", i+1, got, tc.want[i])
+				}
+				if resp.Header.Get(httpx.RequestIDHeader) == "" {
+					t.Errorf("response %d has no %s", i+1, httpx.RequestIDHeader)
+				}
+			}
+		})
+	}
+}
+
+func TestFastPathResponses(t *testing.T) {
+	fs := startFast(t)
+	t.Run("HEAD keeps the length, sends no body", func(t *testing.T) {
+		resp := exchange(t, fs.addr, "HEAD /fast/a HTTP/1.1\r\nHost: x\r\n\r\nGET /fast/b HTTP/1.1\r\nHost: x\r\n\r\n", get(http.MethodHead), get(http.MethodGet))
+		if resp[0].ContentLength != int64(len("fast HEAD /fast/a")) || body(resp[0]) != "" {
+			t.Errorf("HEAD: length %d", resp[0].ContentLength)
+		}
+		if got := body(resp[1]); got != "fast GET /fast/b" {
+			t.Errorf("the request after HEAD got %q: the HEAD response carried a body", got)
+		}
+	})
+	t.Run("chunked with a trailer", func(t *testing.T) {
+		resp := exchange(t, fs.addr, "GET /fast/stream HTTP/1.1\r\nHost: x\r\n\r\n", get(http.MethodGet))[0]
+		if got := body(resp); got != "part one, part two" || len(resp.TransferEncoding) == 0 {
+			t.Errorf("body %q, transfer encoding %v", got, resp.TransferEncoding)
+		}
+		if got := resp.Trailer.Get("X-Sum"); got != "2 parts" {
+			t.Errorf("trailer X-Sum = %q", got)
+		}
+	})
+	t.Run("nothing written is a 200 with no body", func(t *testing.T) {
+		resp := exchange(t, fs.addr, "GET /fast/empty HTTP/1.1\r\nHost: x\r\n\r\n", get(http.MethodGet))[0]
+		if resp.StatusCode != 200 || resp.ContentLength != 0 {
+			t.Errorf("%s, length %d", resp.Status, resp.ContentLength)
+		}
+		if resp.Header.Get("Date") == "" {
+			t.Error("no Date header")
+		}
+	})
+	t.Run("Connection: close is honoured", func(t *testing.T) {
+		c, err := net.Dial("tcp", fs.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /fast/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		all, err := io.ReadAll(c) // returns only if the server closes
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(all), "Connection: close\r\n") || !strings.HasSuffix(string(all), "fast GET /fast/a") {
+			t.Errorf("response:\n%s", all)
+		}
+	})
+	t.Run("a panic is a 500 and the connection ends", func(t *testing.T) {
+		c, err := net.Dial("tcp", fs.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /fast/panic HTTP/1.1\r\nHost: x\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		all, _ := io.ReadAll(c)
+		if !strings.HasPrefix(string(all), "HTTP/1.1 500 ") {
+			t.Errorf("response:\n%s", all)
+		}
+	})
+	t.Run("malformed requests get net/http's answer", func(t *testing.T) {
+		for _, raw := range []string{
+			"GET /fast/a HTTP/1.1\r\n\r\n",                          // no Host
+			"GET /fast/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",    // two
+			"GET /fast/a HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", // space in a name
+		} {
+			resp := exchange(t, fs.addr, raw, get(http.MethodGet))[0]
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("%q: %s, want 400", raw, resp.Status)
+			}
+		}
+	})
+	if fs.fast.Load() == 0 {
+		t.Error("the fast handler served nothing")
+	}
+}
+
+func TestFastPathClientsAndMetrics(t *testing.T) {
+	fs := startFast(t)
+	// A real client over kept-alive connections.
+	for i := range 20 {
+		resp, err := http.Get(fmt.Sprintf("http://%s/fast/n%d", fs.addr, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := body(resp); got != fmt.Sprintf("fast GET /fast/n%d", i) {
+			t.Errorf("request %d: %q", i, got)
+		}
+		resp.Body.Close()
+	}
+	if n := fs.fast.Load(); n != 20 {
+		t.Errorf("the fast handler served %d of 20 requests", n)
+	}
+	resp, err := http.Get("http://" + fs.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := body(resp)
+	resp.Body.Close()
+	if want := `atrium_http_requests_total{code="200",method="GET",route="/fast/*path",server="test"} 20`; !strings.Contains(m, want) {
+		t.Errorf("metrics lack %s", want)
+	}
+}
+
+func TestFastPathShutdown(t *testing.T) {
+	fs := startFast(t)
+	// An idle kept-alive connection and a request in flight.
+	idle, err := net.Dial("tcp", fs.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	io.WriteString(idle, "GET /fast/a HTTP/1.1\r\nHost: x\r\n\r\n")
+	ibr := bufio.NewReader(idle)
+	if resp, err := http.ReadResponse(ibr, get(http.MethodGet)); err != nil {
+		t.Fatal(err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+	}
+	busy, err := net.Dial("tcp", fs.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	io.WriteString(busy, "GET /fast/block HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-fs.started
+
+	fs.cancel()
+	// The idle connection is closed at once.
+	_ = idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := ibr.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Errorf("idle connection: %v, want EOF", err)
+	}
+	// Serve waits for the request in flight.
+	select {
+	case err := <-fs.done:
+		t.Fatalf("Serve returned (%v) with a request in flight", err)
+	default:
+	}
+	close(fs.block)
+	_ = busy.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(busy), get(http.MethodGet))
+	if err != nil {
+		t.Fatalf("in-flight request: %v", err)
+	}
+	if got := body(resp); got != "fast GET /fast/block" || !resp.Close {
+		t.Errorf("in-flight request: %q, close %v", got, resp.Close)
+	}
+	if err := <-fs.done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	fs.done <- nil // for the cleanup
+}
+
+// TestFastPathUnused checks a server without fast routes still serves
+// everything through net/http (no front in between).
+func TestFastPathUnused(t *testing.T) {
+	url := start(t, httpx.Config{}, func(e *gin.Engine) {
+		e.GET("/x", func(c *gin.Context) { c.String(200, "ok") })
+	})
+	resp, b := do(t, http.MethodGet, url+"/x", "", nil)
+	if resp.StatusCode != 200 || b != "ok" {
+		t.Errorf("%s %q", resp.Status, b)
+	}
+}
