@@ -21,6 +21,7 @@ import (
 
 	"github.com/atrium-suite/atrium/connect/bundle"
 	"github.com/atrium-suite/atrium/shared/auth"
+	"github.com/atrium-suite/atrium/shared/db"
 	"github.com/atrium-suite/atrium/shared/h1"
 	"github.com/atrium-suite/atrium/shared/httpx"
 	"github.com/atrium-suite/atrium/shared/launcher"
@@ -470,12 +471,16 @@ func (s *Server) serveContent(c *gin.Context) {
 // credentials is the RStudio-Connect-Credentials value for a signed-in
 // viewer.
 func (s *Server) credentials(ctx context.Context, u auth.User) (string, error) {
-	groups, err := s.st.groupNamesForServing(ctx, u.ID)
-	if err != nil {
-		return "", err
-	}
-	creds, _ := json.Marshal(map[string]any{"user": u.Username, "groups": groups})
-	return string(creds), nil
+	// Keyed by the name too: it comes from the accounts, whose changes
+	// Connect's database version does not see.
+	return s.st.servingCreds.Get(ctx, s.st.db, u.ID+"\x00"+u.Username, func() (string, error) {
+		groups, err := s.st.groupNamesForServing(ctx, u.ID)
+		if err != nil {
+			return "", err
+		}
+		creds, _ := json.Marshal(map[string]any{"user": u.Username, "groups": groups})
+		return string(creds), nil
+	})
 }
 
 // anonymous is the fast path's header change for a viewer who is not
@@ -493,7 +498,9 @@ func (s *Server) serveContentFast(w http.ResponseWriter, r *h1.Request) bool {
 	if !ok || guid == "" || strings.ContainsRune(guid, '%') || strings.HasPrefix(rest, "_bundle") {
 		return false
 	}
-	ctx := r.Ctx
+	// The lookups below only read: they may share one look at whether
+	// the database changed.
+	ctx := db.WithVersionMemo(r.Ctx)
 	u, signedIn, ok := s.Auth.IdentifyFast(ctx, r)
 	if !ok {
 		return false

@@ -84,9 +84,12 @@ type store struct {
 	db  *db.DB
 	now func() time.Time
 	// What every request to content reads, kept while the database is
-	// unchanged (db.VersionCache): the content row and the viewer's groups.
+	// unchanged (db.VersionCache): the content row, the viewer's role on
+	// it, and the viewer's groups and credentials header.
 	servingContent db.VersionCache[Content]
+	servingRoles   db.VersionCache[string]
 	servingGroups  db.VersionCache[[]string]
+	servingCreds   db.VersionCache[string]
 }
 
 func ms(t time.Time) int64           { return t.UnixMilli() }

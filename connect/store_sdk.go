@@ -353,6 +353,10 @@ func (s *store) contentRole(ctx context.Context, guid, userID string) (string, e
 	if userID == "" {
 		return "", nil
 	}
+	return s.servingRoles.Get(ctx, s.db, guid+"\x00"+userID, func() (string, error) { return s.loadContentRole(ctx, guid, userID) })
+}
+
+func (s *store) loadContentRole(ctx context.Context, guid, userID string) (string, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT role FROM content_permissions WHERE content_guid = ? AND `+principalFilter, guid, userID, userID)
 	if err != nil {
 		return "", fmt.Errorf("content role: %w", err)

@@ -65,6 +65,7 @@ func Parse(head []byte) (*Request, bool) {
 	}
 	r := &Request{head: head, lines: rest}
 	hosts := 0
+	pragma, cacheControl := false, false
 	for rest := rest; len(rest) > 0; {
 		var l []byte
 		l, rest = NextLine(rest)
@@ -87,23 +88,31 @@ func Parse(head []byte) (*Request, bool) {
 			if EqualFold(name, "Expect") {
 				return nil, false
 			}
+			if EqualFold(name, "Pragma") {
+				pragma = true
+			}
 		case 7:
 			if EqualFold(name, "Upgrade") {
 				return nil, false
 			}
 		case 10:
 			if EqualFold(name, "Connection") {
+				// ASCII only, as net/http reads it: "cloſe" is not close.
 				for tok := range strings.SplitSeq(string(value), ",") {
-					switch tok = strings.TrimSpace(tok); {
-					case strings.EqualFold(tok, "close"):
+					switch tok = strings.Trim(tok, " \t"); {
+					case EqualFold(tok, "close"):
 						r.Close = true
-					case tok == "" || strings.EqualFold(tok, "keep-alive"):
+					case tok == "" || EqualFold(tok, "keep-alive"):
 					default:
 						// It names more headers to drop on the way; rare
 						// enough to leave to net/http.
 						return nil, false
 					}
 				}
+			}
+		case 13:
+			if EqualFold(name, "Cache-Control") {
+				cacheControl = true
 			}
 		case 14:
 			if EqualFold(name, "Content-Length") {
@@ -115,7 +124,9 @@ func Parse(head []byte) (*Request, bool) {
 			}
 		}
 	}
-	if hosts != 1 {
+	if hosts != 1 || pragma && !cacheControl {
+		// net/http adds Cache-Control: no-cache for an HTTP/1.0 Pragma;
+		// rather than copy that, leave such (rare) requests to it.
 		return nil, false
 	}
 	r.Method = method2string(method)
@@ -241,28 +252,47 @@ func (r *Request) Headers() func(yield func(name, value []byte) bool) {
 	}
 }
 
-// Cookie returns the value of the named cookie, as net/http's
-// Request.Cookie would: the first of that name, quotes removed.
+// Cookie returns the value of the named cookie as net/http's
+// Request.Cookie would: the first valid one of that name, its name
+// trimmed of ASCII space, its value unquoted and without invalid bytes
+// (an invalid one is skipped, and a later one of the name may count).
 func (r *Request) Cookie(name string) (string, bool) {
 	for n, v := range r.Headers() {
 		if !EqualFold(n, "Cookie") {
 			continue
 		}
 		for len(v) > 0 {
-			var pair []byte
-			pair, v, _ = bytes.Cut(v, []byte(";"))
-			pair = bytes.TrimSpace(pair)
-			k, val, ok := bytes.Cut(pair, []byte("="))
-			if !ok || string(k) != name {
+			var part []byte
+			part, v, _ = bytes.Cut(v, []byte(";"))
+			part = bytes.Trim(part, " \t")
+			if len(part) == 0 {
+				continue
+			}
+			k, val, _ := bytes.Cut(part, []byte("="))
+			k = bytes.Trim(k, " \t")
+			if string(k) != name || !isToken(k) {
 				continue
 			}
 			if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
 				val = val[1 : len(val)-1]
 			}
+			if !validCookieValue(val) {
+				continue
+			}
 			return string(val), true
 		}
 	}
 	return "", false
+}
+
+// validCookieValue is net/http's rule for a cookie value's bytes.
+func validCookieValue(v []byte) bool {
+	for _, b := range v {
+		if b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // HTTPRequest is the request as net/http would have parsed it, for the
