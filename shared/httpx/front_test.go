@@ -226,8 +226,8 @@ func TestFastPathResponses(t *testing.T) {
 	})
 	t.Run("malformed requests get net/http's answer", func(t *testing.T) {
 		for _, raw := range []string{
-			"GET /fast/a HTTP/1.1\r\n\r\n",                          // no Host
-			"GET /fast/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",    // two
+			"GET /fast/a HTTP/1.1\r\n\r\n",                           // no Host
+			"GET /fast/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",     // two
 			"GET /fast/a HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", // space in a name
 		} {
 			resp := exchange(t, fs.addr, raw, get(http.MethodGet))[0]
