@@ -317,14 +317,14 @@ func (p *Proxy) exchangeRaw(ctx context.Context, cw ConnWriter, bw *bufio.Writer
 func peekHead(br *bufio.Reader) ([]byte, error) {
 	for {
 		buf, _ := br.Peek(br.Buffered())
-		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			return buf[:i+4], nil
-		}
-		if i := bytes.Index(buf, []byte("\n\n")); i >= 0 {
-			return buf[:i+2], nil
+		switch n := h1.HeadLength(buf); {
+		case n > 0:
+			return buf[:n], nil
+		case n < 0:
+			return nil, fmt.Errorf("%w: an empty line before the status line", errMalformed)
 		}
 		if len(buf) >= maxRawHead || len(buf) == br.Size() {
-			return nil, errors.New("response head too large")
+			return nil, fmt.Errorf("response head larger than %d bytes", min(maxRawHead, br.Size()))
 		}
 		if _, err := br.Peek(len(buf) + 1); err != nil {
 			return nil, err
@@ -341,12 +341,14 @@ var errMalformed = errors.New("malformed response head")
 func scanResponseHead(head []byte) (rawHead, error) {
 	h := rawHead{length: -1}
 	first := true
+	http10, keepAlive := false, false
 	for rest := head; len(rest) > 0; {
 		var line []byte
 		line, rest = h1.NextLine(rest)
 		if first {
 			first = false
-			if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
+			if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || (line[7] != '0' && line[7] != '1') ||
+				line[8] != ' ' || (len(line) > 12 && line[12] != ' ') || !validReason(line[12:]) {
 				return h, fmt.Errorf("%w: status line %q", errMalformed, truncate(line))
 			}
 			code, err := strconv.Atoi(string(line[9:12]))
@@ -354,9 +356,7 @@ func scanResponseHead(head []byte) (rawHead, error) {
 				return h, fmt.Errorf("%w: status line %q", errMalformed, truncate(line))
 			}
 			h.status = code
-			if line[7] == '0' {
-				h.close = true // an HTTP/1.0 target, unless it says keep-alive
-			}
+			http10 = line[7] == '0'
 			continue
 		}
 		if len(line) == 0 {
@@ -374,17 +374,17 @@ func scanResponseHead(head []byte) (rawHead, error) {
 			}
 			h.length = n
 		case h1.EqualFold(name, "Transfer-Encoding"):
-			if !h1.EqualFold(value, "chunked") {
+			if !h1.EqualFold(value, "chunked") || h.chunked || http10 {
 				return h, fmt.Errorf("%w: Transfer-Encoding %q", errMalformed, truncate(value))
 			}
 			h.chunked = true
 		case h1.EqualFold(name, "Connection"):
 			for tok := range strings.SplitSeq(string(value), ",") {
-				switch tok = strings.TrimSpace(tok); {
-				case strings.EqualFold(tok, "close"):
+				switch tok = strings.Trim(tok, " \t"); {
+				case h1.EqualFold(tok, "close"):
 					h.close = true
-				case strings.EqualFold(tok, "keep-alive"):
-					h.close = false
+				case h1.EqualFold(tok, "keep-alive"):
+					keepAlive = true
 				case tok != "":
 					h.dropped = append(h.dropped, tok)
 				}
@@ -393,10 +393,25 @@ func scanResponseHead(head []byte) (rawHead, error) {
 			h.stream = len(value) >= 17 && h1.EqualFold(value[:17], "text/event-stream")
 		}
 	}
+	if http10 && !keepAlive {
+		h.close = true // an HTTP/1.0 target closes unless it says otherwise
+	}
 	if h.status >= 200 && h.status != http.StatusSwitchingProtocols && h.chunked {
 		h.length = -1
 	}
 	return h, nil
+}
+
+// validReason accepts a status line's reason phrase (with its leading
+// space): tabs, spaces, visible and non-ASCII bytes, nothing that could
+// end the line.
+func validReason(r []byte) bool {
+	for _, c := range r {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // writeHeadLines copies the status line and the end-to-end header lines of

@@ -37,12 +37,16 @@ func (p *Proxy) forward(w http.ResponseWriter, in *http.Request, t Target) {
 		return
 	}
 	on1xx := func(code int, h http.Header) error {
-		// As ReverseProxy: the informational response goes to the client
-		// and the header map is cleared for the final one.
+		// The informational response goes to the client with its own
+		// headers, and the header map is then as it was before (the
+		// server's request id, the affinity cookie) for the final one.
+		// ReverseProxy clears it, losing those.
 		dst := w.Header()
+		before := dst.Clone()
 		copyHeader(dst, h)
 		w.WriteHeader(code)
 		clear(dst)
+		copyHeader(dst, before)
 		return nil
 	}
 	res, err := p.pool.send(ctx, out.URL.Host, out, func(bw *bufio.Writer) error { return writeRequestHead(bw, out) }, on1xx)

@@ -261,7 +261,7 @@ func (t *directTransport) get(ctx context.Context, key string, checked bool) (*b
 	if err != nil {
 		return nil, err
 	}
-	return &backendConn{conn: conn, br: bufio.NewReaderSize(conn, 8<<10), bw: bufio.NewWriterSize(conn, 4<<10), key: key}, nil
+	return &backendConn{conn: conn, br: bufio.NewReaderSize(conn, maxRawHead), bw: bufio.NewWriterSize(conn, 4<<10), key: key}, nil
 }
 
 // sweep closes connections idle for longer than idleTimeout (the targets
