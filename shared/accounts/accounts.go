@@ -6,7 +6,8 @@
 // because every product, the CLI and the embedded provider need the same
 // answer to "who is this and what may they do". Products read roles from
 // here instead of from ID-token claims, so an admin's change (a new role, a
-// lock) takes effect on the next request in every product at once.
+// lock) takes effect on the next request in every product at once (within
+// a millisecond when made by another process, see db.DB.DataVersion).
 package accounts
 
 import (

@@ -232,8 +232,9 @@ func (s *Store) AuthenticateKey(ctx context.Context, key, product string) (User,
 // lookupKey reads the key with hash keyHash and its owner. On SQLite the
 // answer is kept while the database's data version stays the same, so a
 // key used for every request costs a pragma instead of a query, and any
-// change by anyone (a lock, a revocation, a role change — also by another
-// process such as `atrium users lock`) is seen by the very next request.
+// change (a lock, a revocation, a role change) is seen by the next request
+// — one made by another process such as `atrium users lock` by requests
+// starting a millisecond after it (db.DB.DataVersion).
 // PostgreSQL has no such signal and always asks.
 func (s *Store) lookupKey(ctx context.Context, keyHash string) (User, APIKey, error) {
 	e, err := s.keys.Get(ctx, s.db, keyHash, func() (keyEntry, error) {

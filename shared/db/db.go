@@ -36,6 +36,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -152,9 +153,37 @@ type DB struct {
 	logger  *slog.Logger
 	stmts   stmtCache
 
-	versionMu   sync.Mutex
-	versionConn *sql.Conn // SQLite: the connection DataVersion asks
-	versionStmt *sql.Stmt // PRAGMA data_version, prepared on versionConn
+	versionMu    sync.Mutex
+	versionConn  *sql.Conn // SQLite: the connection DataVersion asks
+	versionStmt  *sql.Stmt // PRAGMA data_version, prepared on versionConn
+	version      int64     // its last answer
+	versionAsked int64     // when that ask began (monotonic ns, see now)
+}
+
+// lastWrite is when a write through any DB of this process last finished
+// (monotonic ns): an answer asked before it is not reused, so the
+// process's own writes are seen at once, whichever DB made them.
+var lastWrite atomic.Int64
+
+// start is the origin of the monotonic clock now reads.
+var start = time.Now()
+
+func now() int64 { return int64(time.Since(start)) }
+
+// versionReuse is how long DataVersion reuses an answer when this process
+// wrote nothing since: every request asks, and each ask is a read
+// transaction that takes two file locks (fcntl), which was a tenth of
+// Connect's CPU serving an app. A commit by another process (the atrium
+// CLI locking a user) is seen by requests that start this long after it.
+const versionReuse = time.Millisecond
+
+// wrote records that a write through d finished.
+func (d *DB) wrote() { lastWrite.Store(now()) }
+
+// isRead reports whether q only reads (so finishing it changes nothing).
+func isRead(q string) bool {
+	q = strings.TrimLeft(q, " \t\r\n")
+	return len(q) >= 6 && (strings.EqualFold(q[:6], "SELECT") || strings.EqualFold(q[:6], "PRAGMA"))
 }
 
 // Open validates cfg, connects, checks the connection and applies pending
@@ -290,6 +319,7 @@ func (d *DB) Rebind(q string) string { return d.dialect.Rebind(q) }
 
 // ExecContext runs q with '?' placeholders rebound.
 func (d *DB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	defer d.wrote()
 	if st := d.stmts.get(ctx, d, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -298,6 +328,9 @@ func (d *DB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result
 
 // QueryContext runs q with '?' placeholders rebound.
 func (d *DB) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if !isRead(q) {
+		defer d.wrote() // INSERT … RETURNING
+	}
 	if st := d.stmts.get(ctx, d, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -306,6 +339,9 @@ func (d *DB) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows
 
 // QueryRowContext runs q with '?' placeholders rebound.
 func (d *DB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if !isRead(q) {
+		defer d.wrote()
+	}
 	if st := d.stmts.get(ctx, d, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -314,10 +350,12 @@ func (d *DB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Ro
 
 // DataVersion returns a number that changes whenever anything — this
 // process or another one sharing the file — has committed a change to the
-// database since the last call, so a cache of rows can be trusted exactly
-// as long as it stays the same (SQLite's PRAGMA data_version, asked on one
-// connection kept for it). ok is false on PostgreSQL, which has no such
-// cheap signal: callers then must not cache.
+// database, so a cache of rows can be trusted as long as it stays the same
+// (SQLite's PRAGMA data_version, asked on one connection kept for it).
+// Writes by this process are seen at once; another process's commit within
+// versionReuse (an answer is reused that long while this process writes
+// nothing). ok is false on PostgreSQL, which has no such cheap signal:
+// callers then must not cache.
 func (d *DB) DataVersion(ctx context.Context) (version int64, ok bool, err error) {
 	if d.dialect != SQLite {
 		return 0, false, nil
@@ -337,6 +375,10 @@ func (d *DB) DataVersion(ctx context.Context) (version int64, ok bool, err error
 	}()
 	d.versionMu.Lock()
 	defer d.versionMu.Unlock()
+	t := now()
+	if d.versionConn != nil && t-d.versionAsked < int64(versionReuse) && d.versionAsked > lastWrite.Load() {
+		return d.version, true, nil
+	}
 	if d.versionConn == nil {
 		c, err := d.db.Conn(ctx)
 		if err != nil {
@@ -357,6 +399,7 @@ func (d *DB) DataVersion(ctx context.Context) (version int64, ok bool, err error
 		d.versionConn, d.versionStmt = nil, nil
 		return 0, false, err
 	}
+	d.version, d.versionAsked = version, t
 	return version, true, nil
 }
 
@@ -490,7 +533,9 @@ func (d *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 		return err
 	}
 	done = true
-	if err := sqlTx.Commit(); err != nil {
+	err = sqlTx.Commit()
+	d.wrote()
+	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
