@@ -46,24 +46,34 @@ type Request struct {
 // Parse reads a request head (the bytes through the empty line that ends
 // it) and reports whether it is one the fast path may serve.
 func Parse(head []byte) (*Request, bool) {
+	r := new(Request)
+	if !ParseInto(r, head) {
+		return nil, false
+	}
+	return r, true
+}
+
+// ParseInto is Parse into r, which it overwrites (a server reuses one
+// Request per connection); r is unspecified when it returns false.
+func ParseInto(r *Request, head []byte) bool {
 	line, rest := NextLine(head)
 	sp1 := bytes.IndexByte(line, ' ')
 	if sp1 <= 0 {
-		return nil, false
+		return false
 	}
 	sp2 := bytes.IndexByte(line[sp1+1:], ' ')
 	if sp2 <= 0 {
-		return nil, false
+		return false
 	}
 	method, target, proto := line[:sp1], line[sp1+1:sp1+1+sp2], line[sp1+1+sp2+1:]
 	if string(proto) != "HTTP/1.1" || !isToken(method) || string(method) == http.MethodConnect {
-		return nil, false
+		return false
 	}
 	path, query, hasQuery := bytes.Cut(target, []byte("?"))
 	if !validPath(path) || hasQuery && !validQuery(query) {
-		return nil, false
+		return false
 	}
-	r := &Request{head: head, lines: rest}
+	*r = Request{head: head, lines: rest}
 	hosts := 0
 	pragma, cacheControl := false, false
 	for rest := rest; len(rest) > 0; {
@@ -74,26 +84,26 @@ func Parse(head []byte) (*Request, bool) {
 		}
 		name, value, ok := SplitHeaderLine(l)
 		if !ok {
-			return nil, false
+			return false
 		}
 		switch len(name) {
 		case 4:
 			if EqualFold(name, "Host") {
 				if hosts++; hosts > 1 || !httpguts.ValidHostHeader(string(value)) {
-					return nil, false
+					return false
 				}
 				r.Host = string(value)
 			}
 		case 6:
 			if EqualFold(name, "Expect") {
-				return nil, false
+				return false
 			}
 			if EqualFold(name, "Pragma") {
 				pragma = true
 			}
 		case 7:
 			if EqualFold(name, "Upgrade") {
-				return nil, false
+				return false
 			}
 		case 10:
 			if EqualFold(name, "Connection") {
@@ -106,7 +116,7 @@ func Parse(head []byte) (*Request, bool) {
 					default:
 						// It names more headers to drop on the way; rare
 						// enough to leave to net/http.
-						return nil, false
+						return false
 					}
 				}
 			}
@@ -116,18 +126,18 @@ func Parse(head []byte) (*Request, bool) {
 			}
 		case 14:
 			if EqualFold(name, "Content-Length") {
-				return nil, false
+				return false
 			}
 		case 17:
 			if EqualFold(name, "Transfer-Encoding") {
-				return nil, false
+				return false
 			}
 		}
 	}
 	if hosts != 1 || pragma && !cacheControl {
 		// net/http adds Cache-Control: no-cache for an HTTP/1.0 Pragma;
 		// rather than copy that, leave such (rare) requests to it.
-		return nil, false
+		return false
 	}
 	r.Method = method2string(method)
 	r.Target = string(target)
@@ -135,7 +145,7 @@ func Parse(head []byte) (*Request, bool) {
 	if hasQuery {
 		r.Query = r.Target[len(path)+1:]
 	}
-	return r, true
+	return true
 }
 
 // method2string returns the common methods without allocating.

@@ -251,6 +251,9 @@ func (f *front) conn(fc *fastConn) {
 	bw := bufio.NewWriterSize(c, 4<<10)
 	remote := c.RemoteAddr().String()
 	cfg := &f.s.cfg
+	// Reused for each request on the connection (see run).
+	req := new(h1.Request)
+	w := &rawWriter{bw: bw, header: make(http.Header, 4), ids: new([1]string)}
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
 		if !f.setIdle(fc, true) {
@@ -266,12 +269,11 @@ func (f *front) conn(fc *fastConn) {
 		if err != nil {
 			return // the client stopped sending mid-head
 		}
-		var req *h1.Request
 		var rt *fastRoute
 		if n > 0 {
-			req, rt = f.take(br, n, remote)
+			rt = f.take(br, n, remote, req)
 		}
-		if rt == nil || !f.run(rt, bw, req) {
+		if rt == nil || !f.run(rt, w, req) {
 			// Not a fast request: net/http reads it again from the start.
 			buf, _ := br.Peek(br.Buffered())
 			keep = f.handoff.push(c, bytes.Clone(buf))
@@ -310,14 +312,13 @@ func headLength(br *bufio.Reader, c net.Conn, timeout time.Duration) (int, error
 	}
 }
 
-// take parses the head in br's first n bytes and returns the request and
-// its fast route, or a nil route when the request is not one the fast path
-// serves (h1.Parse leaves anything unusual to net/http).
-func (f *front) take(br *bufio.Reader, n int, remote string) (*h1.Request, *fastRoute) {
+// take parses the head in br's first n bytes into req and returns its
+// fast route, or nil when the request is not one the fast path serves
+// (h1.Parse leaves anything unusual to net/http).
+func (f *front) take(br *bufio.Reader, n int, remote string, req *h1.Request) *fastRoute {
 	head, _ := br.Peek(n)
-	req, ok := h1.Parse(head)
-	if !ok {
-		return nil, nil
+	if !h1.ParseInto(req, head) {
+		return nil
 	}
 	for i := range f.routes {
 		if strings.HasPrefix(req.Path, f.routes[i].prefix) {
@@ -326,21 +327,26 @@ func (f *front) take(br *bufio.Reader, n int, remote string) (*h1.Request, *fast
 			if f.isClosing() {
 				req.Close = true // the last response says so
 			}
-			return req, &f.routes[i]
+			return &f.routes[i]
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // run serves req with rt's handler and reports whether it did; the
 // request log and metrics are the engine's (accessLog, metrics).
-func (f *front) run(rt *fastRoute, bw *bufio.Writer, req *h1.Request) (served bool) {
+func (f *front) run(rt *fastRoute, w *rawWriter, req *h1.Request) (served bool) {
 	s := f.s
 	start := time.Now()
-	w := &rawWriter{bw: bw, method: req.Method, close: req.Close, closing: f.isClosing, header: make(http.Header, 4)}
+	// One writer per connection, reset for each request: a handler may
+	// not keep its ResponseWriter past its return.
+	header, ids := w.header, w.ids
+	clear(header)
+	*w = rawWriter{bw: w.bw, method: req.Method, close: req.Close, closing: f.isClosing, header: header, ids: ids}
 	hid, _ := req.Header(RequestIDHeader)
 	id := requestIDFor(hid)
-	w.header[RequestIDHeader] = []string{id}
+	w.ids[0] = id
+	header[RequestIDHeader] = w.ids[:]
 	s.metrics.inflight.Inc()
 	defer s.metrics.inflight.Dec()
 	defer func() {
@@ -398,6 +404,7 @@ type rawWriter struct {
 	closeAfter  bool // the connection ends after this response
 	broken      bool // the response could not be completed
 	raw         bool // written by the handler itself (RawConn)
+	ids         *[1]string // the X-Request-Id value's backing array
 }
 
 var _ http.Flusher = (*rawWriter)(nil)

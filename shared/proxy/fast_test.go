@@ -51,7 +51,7 @@ type testFront struct {
 // fast path when withFast is set. extra is what ServeFast gets; the engine
 // route applies the same change to the request headers itself, as
 // Connect's net/http route does with its credentials header.
-func startFront(t *testing.T, p *Proxy, extra http.Header, withFast bool) *testFront {
+func startFront(t testing.TB, p *Proxy, extra http.Header, withFast bool) *testFront {
 	t.Helper()
 	srv, err := httpx.New(httpx.Config{Name: "test", Addr: "127.0.0.1:0", ShutdownTimeout: 2 * time.Second})
 	if err != nil {
@@ -556,7 +556,7 @@ func trunc(s string) string {
 
 // connBackend runs handle on each connection it accepts, and closes them
 // all at the end of the test.
-func connBackend(t *testing.T, handle func(c net.Conn, br *bufio.Reader)) Target {
+func connBackend(t testing.TB, handle func(c net.Conn, br *bufio.Reader)) Target {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
