@@ -5,6 +5,8 @@
 // panic recovery, body limits, one error type rendered by one middleware,
 // the health endpoints (/__ping__, /healthz, /readyz), Prometheus /metrics,
 // server timeouts, and a graceful shutdown that waits for in-flight requests.
+// A product may also serve a prefix on a fast path that reads requests
+// itself instead of net/http (HandleFast, front.go).
 package httpx
 
 import (

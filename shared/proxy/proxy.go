@@ -8,6 +8,9 @@
 // shares one pool of kept-alive connections to the targets, sized for
 // hundreds of concurrent clients, and the per-request work is kept free of
 // avoidable allocations (BenchmarkProxyServeHTTP, scripts/bench/connect.sh).
+// ServeFast is the same proxy for shared/httpx's fast path: it copies the
+// request's header lines to the target and the target's response back as
+// bytes, with the changes ServeHTTP makes.
 package proxy
 
 import (
