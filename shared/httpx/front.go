@@ -401,9 +401,9 @@ type rawWriter struct {
 	length      int64 // the Content-Length, when not chunked
 	written     int64 // body bytes written
 	trailers    []string
-	closeAfter  bool // the connection ends after this response
-	broken      bool // the response could not be completed
-	raw         bool // written by the handler itself (RawConn)
+	closeAfter  bool       // the connection ends after this response
+	broken      bool       // the response could not be completed
+	raw         bool       // written by the handler itself (RawConn)
 	ids         *[1]string // the X-Request-Id value's backing array
 }
 
