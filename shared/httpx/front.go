@@ -731,6 +731,15 @@ type replayConn struct {
 
 func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// ReadFrom keeps the connection's own ReadFrom (sendfile from a file) for
+// net/http's responses served from files: static content, downloads.
+func (c *replayConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
 // CloseWrite lets net/http half-close the connection after an error
 // response, as it does with a plain TCP connection.
 func (c *replayConn) CloseWrite() error {

@@ -2,12 +2,15 @@ package httpx_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -38,7 +41,15 @@ func startFast(t *testing.T) *fastServer {
 		t.Fatal(err)
 	}
 	fs := &fastServer{addr: s.Addr().String(), done: make(chan error, 1), block: make(chan struct{}), started: make(chan struct{}, 1)}
+	file := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(file, bytes.Repeat([]byte("0123456789abcdef"), 64<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	s.Engine().Any("/fast/*path", func(c *gin.Context) {
+		if strings.HasSuffix(c.Request.URL.Path, "/decline/file") {
+			c.File(file) // net/http sends it with sendfile through ReadFrom
+			return
+		}
 		c.Header("X-Side", "engine")
 		c.String(http.StatusOK, "engine %s %s", c.Request.Method, c.Request.URL.Path)
 	})
@@ -135,6 +146,7 @@ func TestFastPathTakesAndLeaves(t *testing.T) {
 		{"outside the prefix", "GET /fastx HTTP/1.1\r\nHost: x\r\n\r\n", []string{""}},
 		{"a body goes to net/http", "POST /fast/a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", []string{"engine POST /fast/a"}},
 		{"an upgrade goes to net/http", "GET /fast/a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", []string{"engine GET /fast/a"}},
+		{"a file from net/http after a handoff", "GET /fast/decline/file HTTP/1.1\r\nHost: x\r\n\r\n", []string{strings.Repeat("0123456789abcdef", 64<<10)}},
 		{"HTTP/1.0 goes to net/http", "GET /fast/a HTTP/1.0\r\nHost: x\r\n\r\n", []string{"engine GET /fast/a"}},
 		{"a head larger than the buffer", "GET /fast/a HTTP/1.1\r\nHost: x\r\nX-Big: " + big + "\r\n\r\n", []string{"engine GET /fast/a"}},
 		{"pipelined fast requests", "GET /fast/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /fast/2 HTTP/1.1\r\nHost: x\r\n\r\n", []string{"fast GET /fast/1", "fast GET /fast/2"}},
