@@ -73,6 +73,9 @@ func (s *Server) routes() {
 	e.GET("/:repo/", s.repoPage)
 	e.GET("/:repo/:snap/*rest", s.dispatch)
 	e.HEAD("/:repo/:snap/*rest", s.dispatch)
+	// The Simple API's pages, which every resolution asks for, also on
+	// the server's fast path; everything else is dispatch's.
+	s.HTTP.HandleFast("/", "/:repo/:snap/*rest", s.simpleFast)
 }
 
 // requireUpload lets a request upload to the source in its path when it
@@ -115,19 +118,12 @@ func errStatus(err error) error {
 
 // dispatch serves everything under /{repo}/{snapshot}/.
 func (s *Server) dispatch(c *gin.Context) {
-	ctx := c.Request.Context()
-	repo, err := s.svc.Store.Repo(ctx, c.Param("repo"))
+	v, err := s.view(c.Request.Context(), c.Param("repo"), c.Param("snap"))
 	if err != nil {
 		c.Error(errStatus(err))
 		return
 	}
-	snap := c.Param("snap")
-	txn, err := s.svc.Store.Snapshot(ctx, snap)
-	if err != nil {
-		c.Error(errStatus(err))
-		return
-	}
-	v := view{repo: repo, snap: snap, txn: txn, latest: snap == "latest"}
+	repo := v.repo
 	rest := strings.TrimPrefix(c.Param("rest"), "/")
 	parts := strings.Split(rest, "/")
 	switch {
@@ -140,6 +136,19 @@ func (s *Server) dispatch(c *gin.Context) {
 	default:
 		c.Error(httpx.NotFound("no page at %s in %s repository %s", c.Request.URL.Path, repo.Type, repo.Name))
 	}
+}
+
+// view resolves a repository name and a URL's snapshot part.
+func (s *Server) view(ctx context.Context, name, snap string) (view, error) {
+	repo, err := s.svc.Store.Repo(ctx, name)
+	if err != nil {
+		return view{}, err
+	}
+	txn, err := s.svc.Store.Snapshot(ctx, snap)
+	if err != nil {
+		return view{}, err
+	}
+	return view{repo: repo, snap: snap, txn: txn, latest: snap == "latest"}, nil
 }
 
 // view is a repository at a snapshot.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/atrium-suite/atrium/packagemanager/mirror"
 	"github.com/atrium-suite/atrium/packagemanager/pypi"
 	"github.com/atrium-suite/atrium/packagemanager/store"
+	"github.com/atrium-suite/atrium/shared/h1"
 	"github.com/atrium-suite/atrium/shared/httpx"
 	"github.com/atrium-suite/atrium/shared/storage"
 )
@@ -213,11 +215,30 @@ func (s *Server) simple(c *gin.Context, v view, parts []string) {
 		c.Error(httpx.Errorf(http.StatusNotAcceptable, "this index serves application/vnd.pypi.simple.v1+json and text/html"))
 		return
 	}
-	ctx := c.Request.Context()
-	cache := "public, max-age=60"
-	if !v.latest {
-		cache = "public, max-age=86400"
+	page, redirect, err := s.simplePage(c.Request.Context(), v, parts, format)
+	switch {
+	case err != nil:
+		c.Error(err)
+	case redirect != "":
+		// PEP 503: one URL per project, with the trailing slash.
+		c.Redirect(http.StatusMovedPermanently, redirect)
+	default:
+		serveBytes(c, "index", ctype, page.etag, page.body, indexCache(v))
 	}
+}
+
+// indexCache is an index page's Cache-Control: a snapshot never changes.
+func indexCache(v view) string {
+	if v.latest {
+		return "public, max-age=60"
+	}
+	return "public, max-age=86400"
+}
+
+// simplePage returns the Simple API page at parts (after /simple/) in
+// format, from the page cache or rendered into it, or where a project's
+// page is to be found (a normalized name, the trailing slash).
+func (s *Server) simplePage(ctx context.Context, v view, parts []string, format pypi.Format) (cachedPage, string, error) {
 	var key string
 	var render func(*bytes.Buffer) error
 	switch {
@@ -233,14 +254,11 @@ func (s *Server) simple(c *gin.Context, v view, parts []string) {
 	case len(parts) == 1 || (len(parts) == 2 && parts[1] == ""):
 		name := parts[0]
 		if norm := pypi.Normalize(name); norm != name || len(parts) == 1 {
-			// PEP 503: one URL per project, with the trailing slash.
-			c.Redirect(http.StatusMovedPermanently, v.base()+"/simple/"+norm+"/")
-			return
+			return cachedPage{}, v.base() + "/simple/" + norm + "/", nil
 		}
 		txn, err := s.svc.projectTxn(ctx, v, name)
 		if err != nil {
-			c.Error(err)
-			return
+			return cachedPage{}, "", err
 		}
 		// The snapshot part of the URL is in the key too: file URLs in the
 		// page carry it.
@@ -253,21 +271,66 @@ func (s *Server) simple(c *gin.Context, v view, parts []string) {
 			return pypi.WriteProject(buf, format, toProject(v, files))
 		}
 	default:
-		c.Error(httpx.NotFound("no page at %s", c.Request.URL.Path))
-		return
+		return cachedPage{}, "", httpx.NotFound("no page at %s/simple/%s", v.base(), strings.Join(parts, "/"))
 	}
-	page, ok := s.pages.get(key)
-	if !ok {
-		var buf bytes.Buffer
-		if err := render(&buf); err != nil {
-			c.Error(errStatus(err))
-			return
+	if page, ok := s.pages.get(key); ok {
+		return page, "", nil
+	}
+	var buf bytes.Buffer
+	if err := render(&buf); err != nil {
+		return cachedPage{}, "", errStatus(err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	page := cachedPage{key: key, body: buf.Bytes(), etag: hex.EncodeToString(sum[:16])}
+	s.pages.put(page)
+	return page, "", nil
+}
+
+// simpleFast serves Simple API pages on the server's fast path
+// (httpx.HandleFast): pip and uv ask for one per package they resolve.
+// Whatever is not a plain GET or HEAD of a page that exists — redirects,
+// errors, conditional or range requests, anything else under the
+// repository — is left to the routes, which answer it.
+func (s *Server) simpleFast(w http.ResponseWriter, r *h1.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || strings.ContainsRune(r.Path, '%') {
+		return false
+	}
+	// /{repo}/{snap}/simple/…
+	parts := strings.Split(strings.TrimPrefix(r.Path, "/"), "/")
+	if len(parts) < 4 || parts[2] != "simple" {
+		return false
+	}
+	for _, h := range [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "Range", "If-Range"} {
+		if _, ok := r.Header(h); ok {
+			return false // http.ServeContent's to answer
 		}
-		sum := sha256.Sum256(buf.Bytes())
-		page = cachedPage{key: key, body: buf.Bytes(), etag: hex.EncodeToString(sum[:16])}
-		s.pages.put(page)
 	}
-	serveBytes(c, "index", ctype, page.etag, page.body, cache)
+	accept, _ := r.Header("Accept")
+	format, ctype, ok := pypi.Negotiate(accept)
+	if !ok {
+		return false
+	}
+	ctx := r.Ctx
+	v, err := s.view(ctx, parts[0], parts[1])
+	if err != nil || v.repo.Type != store.Python {
+		return false
+	}
+	page, redirect, err := s.simplePage(ctx, v, parts[3:], format)
+	if err != nil || redirect != "" {
+		return false
+	}
+	h := w.Header()
+	h["Vary"] = []string{"Accept"}
+	h["Etag"] = []string{`"` + page.etag + `"`}
+	h["Content-Type"] = []string{ctype}
+	h["Cache-Control"] = []string{indexCache(v)}
+	h["Accept-Ranges"] = []string{"bytes"}
+	h["Content-Length"] = []string{strconv.Itoa(len(page.body))}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(page.body)
+	}
+	return true
 }
 
 func toProject(v view, files []store.PyFile) pypi.Project {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/atrium-suite/atrium/packagemanager"
 	"github.com/atrium-suite/atrium/shared/config"
+	"github.com/atrium-suite/atrium/shared/h1"
 	"github.com/atrium-suite/atrium/shared/platform"
 )
 
@@ -59,6 +61,12 @@ func rpkg(t *testing.T, name, version string) []byte {
 // directory, with an upstream that cannot be reached.
 func start(t *testing.T) string {
 	t.Helper()
+	_, base := startServer(t)
+	return base
+}
+
+func startServer(t *testing.T) (*packagemanager.Server, string) {
+	t.Helper()
 	seed := t.TempDir()
 	os.WriteFile(filepath.Join(seed, "seed_pkg-1.0-py3-none-any.whl"), wheel(t, "seed-pkg", "1.0"), 0o644)
 	os.WriteFile(filepath.Join(seed, "seedr_0.1.0.tar.gz"), rpkg(t, "seedr", "0.1.0"), 0o644)
@@ -80,7 +88,7 @@ func start(t *testing.T) string {
 		cancel()
 		<-done
 	})
-	return "http://" + s.HTTP.Addr().String()
+	return s, "http://" + s.HTTP.Addr().String()
 }
 
 func get(t *testing.T, u, accept string) (*http.Response, string) {
@@ -174,4 +182,73 @@ func TestHandlers(t *testing.T) {
 func sum(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
+}
+
+// TestSimpleFastPath: the Simple API pages the fast path serves are the
+// ones the routes serve. A request with a non-matching If-None-Match is
+// left to the routes (http.ServeContent), so each page is fetched both
+// ways and compared; a matching one still gets its 304; HEAD has the
+// length and no body.
+func TestSimpleFastPath(t *testing.T) {
+	srv, base := startServer(t)
+	fetch := func(method, path, accept, inm string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, nil)
+		req.Header.Set("Accept", accept)
+		if inm != "" {
+			req.Header.Set("If-None-Match", inm)
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	for _, tc := range []struct{ path, accept string }{
+		{"/pypi/latest/simple/", "text/html"},
+		{"/pypi/latest/simple/", jsonAccept},
+		{"/pypi/latest/simple/seed-pkg/", "text/html"},
+		{"/pypi/latest/simple/seed-pkg/", jsonAccept},
+		{"/pypi/latest/simple/seed-pkg/", ""},
+	} {
+		// The handler itself takes the request (it is not left to the
+		// routes, which would make the comparison below vacuous).
+		raw := "GET " + tc.path + " HTTP/1.1\r\nHost: x\r\nAccept: " + tc.accept + "\r\n\r\n"
+		r, ok := h1.Parse([]byte(raw))
+		if !ok {
+			t.Fatalf("h1 refuses %q", raw)
+		}
+		r.Ctx = t.Context()
+		rec := httptest.NewRecorder()
+		if !srv.SimpleFast(rec, r) {
+			t.Errorf("%s (%s): the fast handler declined", tc.path, tc.accept)
+		}
+		fast, fastBody := fetch("GET", tc.path, tc.accept, "")
+		if rec.Body.String() != fastBody {
+			t.Errorf("%s (%s): the handler's body differs from the server's", tc.path, tc.accept)
+		}
+		slow, slowBody := fetch("GET", tc.path, tc.accept, `"not-this-one"`)
+		if fast.StatusCode != 200 || slow.StatusCode != 200 || fastBody != slowBody {
+			t.Errorf("%s (%s): fast %d, routes %d, bodies equal %v", tc.path, tc.accept, fast.StatusCode, slow.StatusCode, fastBody == slowBody)
+			continue
+		}
+		for _, h := range []string{"Content-Type", "Etag", "Cache-Control", "Vary", "Content-Length", "Accept-Ranges"} {
+			if fast.Header.Get(h) != slow.Header.Get(h) {
+				t.Errorf("%s (%s): %s fast %q, routes %q", tc.path, tc.accept, h, fast.Header.Get(h), slow.Header.Get(h))
+			}
+		}
+		if resp, _ := fetch("GET", tc.path, tc.accept, fast.Header.Get("Etag")); resp.StatusCode != http.StatusNotModified {
+			t.Errorf("%s: matching If-None-Match: %d, want 304", tc.path, resp.StatusCode)
+		}
+		head, body := fetch("HEAD", tc.path, tc.accept, "")
+		if head.StatusCode != 200 || body != "" || head.ContentLength != int64(len(fastBody)) {
+			t.Errorf("%s: HEAD %d, length %d, body %q", tc.path, head.StatusCode, head.ContentLength, body)
+		}
+	}
+	// A snapshot's page is cached for a day, latest for a minute.
+	if resp, _ := fetch("GET", "/pypi/1/simple/", "text/html", ""); resp.Header.Get("Cache-Control") != "public, max-age=86400" {
+		t.Errorf("snapshot page Cache-Control %q", resp.Header.Get("Cache-Control"))
+	}
 }

@@ -74,6 +74,11 @@ type Repo struct {
 type Store struct {
 	db  *db.DB
 	now func() time.Time
+	// What every index request reads, kept while the database is
+	// unchanged (db.VersionCache): the repository with its sources, and
+	// the latest transaction. Callers must not modify a Repo's Sources.
+	repos  db.VersionCache[Repo]
+	latest db.VersionCache[int64]
 }
 
 // New wraps a database migrated with Package Manager's migrations.
@@ -222,6 +227,10 @@ func (s *Store) ListSources(ctx context.Context) ([]Source, error) {
 
 // Repo returns the named repository with its sources in order.
 func (s *Store) Repo(ctx context.Context, name string) (Repo, error) {
+	return s.repos.Get(ctx, s.db, name, func() (Repo, error) { return s.loadRepo(ctx, name) })
+}
+
+func (s *Store) loadRepo(ctx context.Context, name string) (Repo, error) {
 	var r Repo
 	var created int64
 	err := s.db.QueryRowContext(ctx, `SELECT id, name, type, description, created_at FROM repos WHERE name = ?`, name).
@@ -289,9 +298,11 @@ func (s *Store) begin(ctx context.Context, tx *db.Tx, sourceID, action, detail s
 
 // Latest is the newest transaction id (0 before any change).
 func (s *Store) Latest(ctx context.Context) (int64, error) {
-	var v int64
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'txn'`).Scan(&v)
-	return v, err
+	return s.latest.Get(ctx, s.db, "txn", func() (int64, error) {
+		var v int64
+		err := s.db.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'txn'`).Scan(&v)
+		return v, err
+	})
 }
 
 var datePattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
