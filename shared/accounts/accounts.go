@@ -7,7 +7,7 @@
 // answer to "who is this and what may they do". Products read roles from
 // here instead of from ID-token claims, so an admin's change (a new role, a
 // lock) takes effect on the next request in every product at once (within
-// a millisecond when made by another process, see db.DB.DataVersion).
+// 10 ms when made by another process, see db.DB.DataVersion).
 package accounts
 
 import (

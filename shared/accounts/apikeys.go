@@ -234,7 +234,7 @@ func (s *Store) AuthenticateKey(ctx context.Context, key, product string) (User,
 // key used for every request costs a pragma instead of a query, and any
 // change (a lock, a revocation, a role change) is seen by the next request
 // — one made by another process such as `atrium users lock` by requests
-// starting a millisecond after it (db.DB.DataVersion).
+// starting 10 ms after it (db.DB.DataVersion).
 // PostgreSQL has no such signal and always asks.
 func (s *Store) lookupKey(ctx context.Context, keyHash string) (User, APIKey, error) {
 	e, err := s.keys.Get(ctx, s.db, keyHash, func() (keyEntry, error) {
