@@ -94,7 +94,8 @@ port, and print their URLs. Stops gracefully on SIGTERM or Ctrl-C.`,
 			if err != nil {
 				return err
 			}
-			log := platform.NewLogger(cfg.Shared, stderr)
+			log, flush := platform.NewServerLogger(cfg.Shared, stderr)
+			defer flush()
 			slog.SetDefault(log) // libraries that log to the default logger (zitadel/oidc) join ours
 			log.Info("starting atrium", "version", buildinfo.String(), "data_dir", cfg.Shared.DataDir, "database", databaseKind(cfg))
 			fmt.Fprintf(stdout, "Atrium %s is starting (data in %s).\n", buildinfo.String(), cfg.Shared.DataDir)
@@ -118,7 +119,8 @@ func newServe(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := platform.NewLogger(cfg.Shared, stderr)
+			log, flush := platform.NewServerLogger(cfg.Shared, stderr)
+			defer flush()
 			slog.SetDefault(log)
 			log.Info("starting atrium", "product", args[0], "version", buildinfo.String(), "database", databaseKind(cfg))
 			return suite.Serve(cmd.Context(), cfg, args[0], suite.Options{Logger: log, Out: stdout})

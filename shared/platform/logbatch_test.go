@@ -1,0 +1,67 @@
+package platform_test
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/atrium-suite/atrium/shared/config"
+	"github.com/atrium-suite/atrium/shared/platform"
+)
+
+// lockedBuffer is what the logger writes to; the batch timer writes from
+// another goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestServerLoggerBatches(t *testing.T) {
+	var out lockedBuffer
+	log, flush := platform.NewServerLogger(config.Shared{LogLevel: "info"}, &out)
+
+	log.Info("request", "n", 1)
+	log.With("product", "connect").Info("request", "n", 2)
+	if got := out.String(); got != "" {
+		t.Fatalf("info lines were written at once: %q", got)
+	}
+	// They come out on their own shortly.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), "n=2"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("info lines not written after the batch delay: %q", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "product=connect") {
+		t.Errorf("With lost its attributes: %q", out.String())
+	}
+
+	// A warning is written at once, after what came before it.
+	log.Info("before")
+	log.Warn("trouble")
+	got := out.String()
+	if !strings.Contains(got, "msg=before") || !strings.Contains(got, "msg=trouble") || strings.Index(got, "msg=before") > strings.Index(got, "msg=trouble") {
+		t.Errorf("a warning did not flush in order: %q", got)
+	}
+
+	// flush writes the rest (the process is ending).
+	log.Info("last")
+	flush()
+	if !strings.Contains(out.String(), "msg=last") {
+		t.Errorf("flush did not write the last line: %q", out.String())
+	}
+}
