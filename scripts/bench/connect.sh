@@ -185,8 +185,19 @@ now_ms() { date +%s%3N; }
 # sample is one wrk, or several started together (URL and THREADS/CONNS
 # then apply to each, URL a space-separated list), whose outputs the report
 # adds up.
+# cpu_ticks PID...: user+system CPU ticks the processes used so far (all
+# their threads).
+cpu_ticks() {
+	local p t=0
+	for p in "$@"; do
+		[ -r "/proc/$p/stat" ] || continue
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
+
 wrk_run() {
-	local section=$1 s=$2 round=$3 threads=$4 conns=$5 urls=$6 hdr=() u i=0 files=() pids=()
+	local section=$1 s=$2 round=$3 threads=$4 conns=$5 urls=$6 hdr=() u i=0 files=() pids=() cpu0
 	[ -n "${7:-}" ] && hdr=(-H "$7")
 	for u in $urls; do
 		wrk -t"$threads" -c"$conns" -d1s "${hdr[@]}" "$u" >/dev/null 2>&1 &
@@ -195,6 +206,10 @@ wrk_run() {
 	for i in "${pids[@]}"; do wait "$i" || die "$s: wrk warm-up failed"; done
 	pids=()
 	i=0
+	# CPU_PIDS (set by the caller) are the measured server's processes:
+	# their CPU time per request is reported beside the throughput, a
+	# figure the machine's noise moves less than requests/s.
+	cpu0=$(cpu_ticks ${CPU_PIDS:-})
 	for u in $urls; do
 		files+=("$results/wrk/$section-$s-$round-$i.txt")
 		wrk -t"$threads" -c"$conns" -d"$WRK_DURATION" --latency "${hdr[@]}" "$u" >"${files[-1]}" 2>&1 &
@@ -202,10 +217,10 @@ wrk_run() {
 		i=$((i + 1))
 	done
 	for i in "${!pids[@]}"; do wait "${pids[$i]}" || die "$s: wrk failed: $(cat "${files[$i]}")"; done
-	printf 'wrk\t%s\t%s\t%s\n' "$section" "$s" "$(
+	printf 'wrk\t%s\t%s\t%s\t%s\n' "$section" "$s" "$(
 		IFS=,
 		echo "${files[*]}"
-	)" >>"$raw"
+	)" "$([ -n "${CPU_PIDS:-}" ] && echo $(($(cpu_ticks $CPU_PIDS) - cpu0)))" >>"$raw"
 }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -276,7 +291,7 @@ EOF
 	for r in $(seq "$ROUNDS"); do
 		for s in atrium nginx chp; do
 			log "proxy, round $r/$ROUNDS: $s"
-			wrk_run proxy "$s" "$r" 2 "$WRK_CONNECTIONS" "${PURL[$s]}"
+			CPU_PIDS="${PID[$s]} $(pgrep -P "${PID[$s]}" | tr '\n' ' ')" wrk_run proxy "$s" "$r" 2 "$WRK_CONNECTIONS" "${PURL[$s]}"
 		done
 	done
 	for s in atrium nginx chp backend; do stop_server "$s"; done
@@ -407,7 +422,7 @@ for j in json.load(sys.stdin):
 		half=$((WRK_CONNECTIONS / 2))
 		for r in $(seq "$ROUNDS"); do
 			log "fastapi, round $r/$ROUNDS"
-			wrk_run fastapi atrium "$r" 1 "$half" "$through" "$AUTH"
+			CPU_PIDS=${PID[atrium-up]} wrk_run fastapi atrium "$r" 1 "$half" "$through" "$AUTH"
 			wrk_run fastapi direct "$r" 1 "$half" "$direct"
 		done
 
@@ -417,7 +432,7 @@ for j in json.load(sys.stdin):
 		wait_up atrium-up "$CONNECT/content/$lguid/" "$AUTH"
 		for r in $(seq "$ROUNDS"); do
 			log "flask, round $r/$ROUNDS"
-			wrk_run flask atrium "$r" 2 "$WRK_CONNECTIONS" "$CONNECT/content/$lguid/" "$AUTH"
+			CPU_PIDS=${PID[atrium-up]} wrk_run flask atrium "$r" 2 "$WRK_CONNECTIONS" "$CONNECT/content/$lguid/" "$AUTH"
 		done
 	else
 		why="PATCH /__api__/v1/content/{guid} does not take min_processes on this build: no multi-process content"

@@ -13,6 +13,7 @@ and whether each target is met. Targets are reported, never enforced.
 """
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -97,7 +98,10 @@ def main():
     for line in open(a.raw):
         f = line.rstrip("\n").split("\t")
         if f[0] == "wrk":
-            wrk.setdefault(f[1], {}).setdefault(f[2], []).append(combine(f[3].split(",")))
+            sample = combine(f[3].split(","))
+            # The measured server's CPU ticks during the sample, when known.
+            sample["cpu_ticks"] = int(f[4]) if len(f) > 4 and f[4] else None
+            wrk.setdefault(f[1], {}).setdefault(f[2], []).append(sample)
         elif f[0] == "time":
             times.setdefault(f[1], []).append(int(f[2]))
         elif f[0] == "note":
@@ -111,19 +115,32 @@ def main():
     out.append(f"{a.cpus} CPUs shared by wrk, proxies and apps; load average {a.load} at start, {a.load_end} at end")
     out.append("(a load average near or above the CPU count means something else was running: expect noise)")
     out.append(f"wrk {a.wrk}, after a 1s warm-up; {a.rounds} rounds, servers taking turns; the round with the median")
-    out.append("req/s is shown, errors (non-2xx + socket errors) are summed over all rounds")
+    out.append("req/s is shown, errors (non-2xx + socket errors) are summed over all rounds; CPU µs/req is the")
+    out.append("server's own processes' user+system CPU time per request over all rounds (Atrium's process only,")
+    out.append("not the apps'), which the machine's noise moves less than req/s")
     out.append("")
 
     rows = []
-    head = ["section", "server", "req/s", "p50 ms", "p99 ms", "errors", "req/s of each round"]
+    head = ["section", "server", "req/s", "p50 ms", "p99 ms", "errors", "CPU µs/req", "req/s of each round"]
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+
+    def cpu_per_request(section, s):
+        """The server's CPU time per request over all rounds (user+sys)."""
+        samples = wrk[section][s]
+        if any(x["cpu_ticks"] is None for x in samples):
+            return None
+        reqs = sum(x["requests"] for x in samples)
+        return sum(x["cpu_ticks"] for x in samples) * tick_us / reqs if reqs else None
 
     def add(section, s):
         m = med[section][s]
+        cpu = cpu_per_request(section, s)
         rows.append([
             section, NAMES.get(s, s), f"{m['rps']:.0f}",
             f"{m['p50']:.2f}" if m["p50"] is not None else "-",
             f"{m['p99']:.2f}" if m["p99"] is not None else "-",
-            f"{m['errors_all']}", " ".join(f"{x:.0f}" for x in m["rps_all"]),
+            f"{m['errors_all']}", f"{cpu:.1f}" if cpu is not None else "-",
+            " ".join(f"{x:.0f}" for x in m["rps_all"]),
         ])
 
     for section, order in (("proxy", ["atrium", "nginx", "chp"]), ("fastapi", ["atrium", "direct"]), ("flask", ["atrium"])):
@@ -131,7 +148,7 @@ def main():
             if s in med.get(section, {}):
                 add(section, s)
     if times.get("deploy"):
-        rows.append(["deploy", "rsconnect deploy fastapi, warm cache", f"{statistics.median(times['deploy']) / 1000:.1f} s", "", "", "", ""])
+        rows.append(["deploy", "rsconnect deploy fastapi, warm cache", f"{statistics.median(times['deploy']) / 1000:.1f} s", "", "", "", "", ""])
 
     if rows:
         widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
