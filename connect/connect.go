@@ -40,6 +40,9 @@ type Server struct {
 	// Python environments (envs/{key}), uploads in progress (tmp) and the
 	// output of content processes (jobs/{key}.log).
 	appsDir, envsDir, tmpDir, jobsDir string
+	// liveLogs are the logs of running jobs by key: a read of one writes
+	// its gathered lines first (jobLog batches its writes).
+	liveLogs sync.Map
 	// hostname names this server in job records, so servers sharing a
 	// database know whose processes are whose.
 	hostname string

@@ -174,13 +174,15 @@ func (s *store) finishHostJobs(ctx context.Context, hostname string) error {
 // line per request. It is written by the launcher's single output
 // goroutine.
 type jobLog struct {
-	s    *Server
-	key  string
-	path string
-	mu   sync.Mutex
-	f    *os.File
-	size int64
-	buf  []byte
+	s      *Server
+	key    string
+	path   string
+	mu     sync.Mutex
+	f      *os.File
+	size   int64
+	buf    []byte      // lines not yet written
+	timer  *time.Timer // armed while buf holds lines
+	closed bool
 }
 
 // logLine is one line of a job's output.
@@ -208,6 +210,7 @@ func (s *Server) jobStarting(ctx context.Context, guid string, bundleID int64, t
 		s.Log.Warn("job log", "job", key, "err", err)
 	}
 	jl.f = f
+	s.liveLogs.Store(key, jl)
 	// Old jobs go as new ones come.
 	if old, err := s.st.pruneJobs(ctx, guid); err != nil {
 		s.Log.Warn("pruning jobs", "content_guid", guid, "err", err)
@@ -232,35 +235,71 @@ func (jl *jobLog) failed() {
 	jl.close()
 }
 
+// Write adds a line to the job's log. Lines are written to the file in
+// batches, at most jobLogDelay after they came: an app that logs a line
+// per request would otherwise cost a file write per request.
 func (jl *jobLog) Write(p []byte) (int, error) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	b := strconv.AppendInt(jl.buf[:0], time.Now().UnixMilli(), 10)
+	b := strconv.AppendInt(jl.buf, time.Now().UnixMilli(), 10)
 	b = append(b, '\t')
 	b = append(b, bytes.TrimRight(p, "\r\n")...)
 	b = append(b, '\n')
 	jl.buf = b
-	if jl.f == nil {
-		return len(p), nil
+	if len(b) >= jobLogBatch {
+		jl.flushLocked()
+	} else if jl.timer == nil && !jl.closed {
+		jl.timer = time.AfterFunc(jobLogDelay, jl.flush)
 	}
-	if jl.size+int64(len(b)) > jobLogMax {
+	return len(p), nil
+}
+
+const (
+	jobLogDelay = 100 * time.Millisecond
+	jobLogBatch = 32 << 10
+)
+
+func (jl *jobLog) flush() {
+	jl.mu.Lock()
+	defer jl.mu.Unlock()
+	jl.flushLocked()
+}
+
+// flushLocked writes the gathered lines, rotating the file first when
+// they would take it past jobLogMax.
+func (jl *jobLog) flushLocked() {
+	if jl.timer != nil {
+		jl.timer.Stop()
+		jl.timer = nil
+	}
+	b := jl.buf
+	jl.buf = b[:0]
+	if cap(b) > 4*jobLogBatch {
+		jl.buf = nil
+	}
+	if jl.f == nil || len(b) == 0 {
+		return
+	}
+	if jl.size > 0 && jl.size+int64(len(b)) > jobLogMax {
 		jl.f.Close()
 		os.Rename(jl.path, jl.path+".1")
 		f, err := os.OpenFile(jl.path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
 		jl.f, jl.size = f, 0
 		if err != nil {
 			jl.f = nil
-			return len(p), nil
+			return
 		}
 	}
 	n, _ := jl.f.Write(b)
 	jl.size += int64(n)
-	return len(p), nil
 }
 
 func (jl *jobLog) close() {
+	jl.s.liveLogs.Delete(jl.key)
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
+	jl.flushLocked()
+	jl.closed = true
 	if jl.f != nil {
 		jl.f.Close()
 		jl.f = nil
@@ -281,6 +320,9 @@ func (s *Server) jobEnded(key string, code int) {
 
 // readJobLog returns the last max lines of a job's output (both files).
 func (s *Server) readJobLog(key string, max int) ([]logLine, error) {
+	if jl, ok := s.liveLogs.Load(key); ok {
+		jl.(*jobLog).flush()
+	}
 	var out []logLine
 	found := false
 	for _, p := range []string{s.jobLogPath(key) + ".1", s.jobLogPath(key)} {

@@ -229,7 +229,7 @@ func (j *LocalJob) wait(pr *os.File, drained <-chan struct{}) {
 func (j *LocalJob) copyOutput(pr *os.File, out io.Writer, drained chan<- struct{}) {
 	defer close(drained)
 	defer pr.Close()
-	br := bufio.NewReaderSize(pr, 64<<10)
+	br := bufio.NewReaderSize(&pacedReader{r: pr}, 64<<10)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
@@ -244,6 +244,34 @@ func (j *LocalJob) copyOutput(pr *os.File, out io.Writer, drained chan<- struct{
 			return
 		}
 	}
+}
+
+// outputPace is how long the output of a job that trickles out waits
+// before it is read again.
+const outputPace = 20 * time.Millisecond
+
+// pacedReader reads a job's output at most every outputPace while it comes
+// in small pieces: an app that logs a line per request (uvicorn's access
+// log) then costs a read per batch of lines, not a system call and a
+// wakeup of the server per request. A read that fills half the buffer is
+// followed at once by the next, so a flood of output is not held back
+// (the pipe holds 64 KiB meanwhile), and lines reach Output at most
+// outputPace late.
+type pacedReader struct {
+	r     io.Reader
+	last  time.Time
+	lastN int
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if p.lastN > 0 && p.lastN < len(b)/2 {
+		if d := outputPace - time.Since(p.last); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	n, err := p.r.Read(b)
+	p.last, p.lastN = time.Now(), n
+	return n, err
 }
 
 // waitReady polls the job's port until it accepts a connection. On failure
