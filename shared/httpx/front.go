@@ -354,15 +354,21 @@ func (f *front) run(rt *fastRoute, w *rawWriter, req *h1.Request) (served bool) 
 			if p != http.ErrAbortHandler {
 				s.log.Error("request failed", "status", 500, "msg", "panic", "err", fmt.Errorf("panic: %v", p), "request_id", id)
 			}
-			if !w.wroteHeader {
+			switch {
+			case !w.wroteHeader && !w.rawAsked:
 				clear(w.header)
 				w.header[RequestIDHeader] = []string{id}
 				w.header["Content-Type"] = []string{"text/plain; charset=utf-8"}
 				w.WriteHeader(http.StatusInternalServerError)
 				_, _ = io.WriteString(w, "500 Internal Server Error: internal error\n")
+				w.broken = true
+				w.finish()
+			case w.wroteHeader && !w.raw:
+				w.broken = true // what was written goes out; the connection ends
+				w.finish()
+			default:
+				w.bw.Reset(nil) // the handler's own bytes, cut short: dropped
 			}
-			w.broken = true
-			w.finish()
 			served = true
 			req.Close = true
 		}
@@ -403,7 +409,8 @@ type rawWriter struct {
 	trailers    []string
 	closeAfter  bool       // the connection ends after this response
 	broken      bool       // the response could not be completed
-	raw         bool       // written by the handler itself (RawConn)
+	raw         bool       // written by the handler itself (RawConn, RawDone)
+	rawAsked    bool       // RawConn was called: bytes may be on the way
 	ids         *[1]string // the X-Request-Id value's backing array
 }
 
@@ -550,6 +557,9 @@ func (w *rawWriter) RawConn() *bufio.Writer {
 	if w.wroteHeader || w.broken {
 		return nil
 	}
+	// A panic after this must not write a 500 after the handler's own
+	// bytes; the connection is closed instead.
+	w.rawAsked = true
 	return w.bw
 }
 
