@@ -59,6 +59,13 @@ func startFast(t *testing.T) *fastServer {
 			return false
 		case strings.HasSuffix(r.Path, "/panic"):
 			panic("fast handler panics")
+		case strings.HasSuffix(r.Path, "/rawpanic"):
+			// As the proxy: it takes the connection's writer, starts a
+			// response of its own, and fails midway.
+			bw := w.(interface{ RawConn() *bufio.Writer }).RawConn()
+			bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+			bw.Flush()
+			panic("fast handler panics mid-response")
 		case strings.HasSuffix(r.Path, "/block"):
 			fs.started <- struct{}{}
 			<-fs.block
@@ -233,6 +240,19 @@ func TestFastPathResponses(t *testing.T) {
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		all, _ := io.ReadAll(c)
 		if !strings.HasPrefix(string(all), "HTTP/1.1 500 ") {
+			t.Errorf("response:\n%s", all)
+		}
+	})
+	t.Run("a panic mid-response appends nothing", func(t *testing.T) {
+		c, err := net.Dial("tcp", fs.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /fast/rawpanic HTTP/1.1\r\nHost: x\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		all, _ := io.ReadAll(c) // returns once the server closes
+		if got := string(all); !strings.HasSuffix(got, "partial") || strings.Count(got, "HTTP/1.1") != 1 {
 			t.Errorf("response:\n%s", all)
 		}
 	})
