@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,6 +285,17 @@ func (f *front) conn(fc *fastConn) {
 		}
 		if req.Close || f.isClosing() {
 			return
+		}
+		if br.Buffered() == 0 {
+			// The client is reading this response; its next request is
+			// not here yet. Letting other goroutines run first means the
+			// read below usually finds it, instead of failing (EAGAIN),
+			// parking on the poller and being woken for it: with the
+			// same yield in the proxy (exchangeRaw), a request then costs
+			// two reads and two writes, as in nginx, and the runtime's
+			// monitor thread stays asleep (strace -c: 2.75 → 2.02 reads,
+			// 0.39 → 0.03 nanosleeps per request).
+			runtime.Gosched()
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -225,6 +226,10 @@ func (p *Proxy) exchangeRaw(ctx context.Context, cw ConnWriter, bw *bufio.Writer
 	if err := bc.bw.Flush(); err != nil {
 		return fail(fmt.Errorf("proxy: write request: %w", err), true)
 	}
+	// The app has not answered yet: let other goroutines run before
+	// reading, so the read usually finds the answer instead of failing and
+	// parking on the poller (see httpx's front, which does the same).
+	runtime.Gosched()
 	if _, err := bc.br.Peek(1); err != nil {
 		return fail(fmt.Errorf("proxy: read response: %w", err), replay)
 	}
