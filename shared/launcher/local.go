@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -121,6 +122,9 @@ func (l *Local) Start(ctx context.Context, spec Spec) (Job, error) {
 			return nil, err
 		}
 	}
+	// What a job prints while it starts is read as it comes (a deploy's
+	// log shows it); once it has run a while, its output is paced.
+	time.AfterFunc(paceAfter, func() { j.paced.Store(true) })
 	return j, nil
 }
 
@@ -131,6 +135,7 @@ type LocalJob struct {
 	cmd      *exec.Cmd
 	tail     *tail
 	log      *slog.Logger
+	paced    atomic.Bool // its output is read in batches (pacedReader)
 
 	done     chan struct{}
 	waitErr  error // written before done is closed
@@ -229,7 +234,7 @@ func (j *LocalJob) wait(pr *os.File, drained <-chan struct{}) {
 func (j *LocalJob) copyOutput(pr *os.File, out io.Writer, drained chan<- struct{}) {
 	defer close(drained)
 	defer pr.Close()
-	br := bufio.NewReaderSize(&pacedReader{r: pr}, 64<<10)
+	br := bufio.NewReaderSize(&pacedReader{r: pr, on: &j.paced}, 64<<10)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
@@ -247,8 +252,11 @@ func (j *LocalJob) copyOutput(pr *os.File, out io.Writer, drained chan<- struct{
 }
 
 // outputPace is how long the output of a job that trickles out waits
-// before it is read again.
-const outputPace = 20 * time.Millisecond
+// before it is read again, once the job has been up for paceAfter.
+const (
+	outputPace = 20 * time.Millisecond
+	paceAfter  = time.Second
+)
 
 // pacedReader reads a job's output at most every outputPace while it comes
 // in small pieces: an app that logs a line per request (uvicorn's access
@@ -259,12 +267,13 @@ const outputPace = 20 * time.Millisecond
 // outputPace late.
 type pacedReader struct {
 	r     io.Reader
+	on    *atomic.Bool // pacing has begun
 	last  time.Time
 	lastN int
 }
 
 func (p *pacedReader) Read(b []byte) (int, error) {
-	if p.lastN > 0 && p.lastN < len(b)/2 {
+	if p.lastN > 0 && p.lastN < len(b)/2 && p.on.Load() {
 		if d := outputPace - time.Since(p.last); d > 0 {
 			time.Sleep(d)
 		}
