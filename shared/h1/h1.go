@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -387,6 +388,38 @@ func FieldValue(v string) string {
 		}
 	}
 	return v
+}
+
+// Errors of PeekHead.
+var (
+	ErrHeadTooLarge = errors.New("h1: head larger than the read buffer")
+	ErrNotHead      = errors.New("h1: an empty line where a head starts")
+)
+
+// PeekHead returns the message head at the start of br, through its empty
+// line, without consuming it, reading more as needed; the head must fit in
+// br's buffer (ErrHeadTooLarge). beforeRead, when not nil, is called once,
+// before the first read that waits for more bytes (a server sets its
+// header timeout there: most heads arrive whole).
+func PeekHead(br *bufio.Reader, beforeRead func()) ([]byte, error) {
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		switch n := HeadLength(buf); {
+		case n > 0:
+			return buf[:n], nil
+		case n < 0:
+			return nil, ErrNotHead
+		case len(buf) == br.Size():
+			return nil, ErrHeadTooLarge
+		}
+		if beforeRead != nil {
+			beforeRead()
+			beforeRead = nil
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // EqualFold reports whether b equals the ASCII string s, ignoring case.

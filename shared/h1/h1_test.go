@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -650,4 +652,52 @@ func FuzzHeadLength(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPeekHead: the head through its empty line, unconsumed, however it
+// arrives; beforeRead only when a read has to wait, once; the two refusals.
+func TestPeekHead(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		chunks []string // what the peer sends, read by read
+		size   int      // the reader's buffer
+		head   string
+		err    error
+		waits  int // beforeRead calls
+	}{
+		{"whole", []string{"GET / HTTP/1.1\r\nHost: h\r\n\r\nbody"}, 64, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", nil, 1},
+		{"in pieces", []string{"GET / HT", "TP/1.1\r\nHost: h\r", "\n\r\n"}, 64, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", nil, 1},
+		{"too large", []string{"GET / HTTP/1.1\r\nX-Long: " + strings.Repeat("x", 64) + "\r\n\r\n"}, 32, "", ErrHeadTooLarge, 1},
+		{"empty line first", []string{"\r\nGET / HTTP/1.1\r\n\r\n"}, 64, "", ErrNotHead, 1},
+		{"peer stops", []string{"GET / HTTP/1.1\r\n"}, 64, "", io.EOF, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			br := bufio.NewReaderSize(&chunkReader{chunks: tc.chunks}, tc.size)
+			waits := 0
+			head, err := PeekHead(br, func() { waits++ })
+			if string(head) != tc.head || !errors.Is(err, tc.err) {
+				t.Errorf("PeekHead = %q, %v; want %q, %v", head, err, tc.head, tc.err)
+			}
+			if waits > tc.waits {
+				t.Errorf("beforeRead called %d times, want at most %d", waits, tc.waits)
+			}
+			if err == nil && br.Buffered() < len(head) {
+				t.Error("the head was consumed")
+			}
+		})
+	}
+}
+
+// chunkReader returns its chunks one Read at a time, then EOF.
+type chunkReader struct{ chunks []string }
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.chunks[0])
+	if c.chunks[0] = c.chunks[0][n:]; c.chunks[0] == "" {
+		c.chunks = c.chunks[1:]
+	}
+	return n, nil
 }

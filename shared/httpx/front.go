@@ -266,13 +266,14 @@ func (f *front) conn(fc *fastConn) {
 		if !f.setIdle(fc, false) {
 			return // shutting down: a request that just arrived is not started
 		}
-		n, err := headLength(br, c, cfg.ReadHeaderTimeout)
-		if err != nil {
+		// Only a head still coming gets the header timeout.
+		head, err := h1.PeekHead(br, func() { _ = c.SetReadDeadline(time.Now().Add(cfg.ReadHeaderTimeout)) })
+		if err != nil && !errors.Is(err, h1.ErrHeadTooLarge) && !errors.Is(err, h1.ErrNotHead) {
 			return // the client stopped sending mid-head
 		}
 		var rt *fastRoute
-		if n > 0 {
-			rt = f.take(br, n, remote, req)
+		if err == nil {
+			rt = f.take(head, remote, req) // else net/http reads it
 		}
 		if rt == nil || !f.run(rt, w, req) {
 			// Not a fast request: net/http reads it again from the start.
@@ -280,7 +281,7 @@ func (f *front) conn(fc *fastConn) {
 			keep = f.handoff.push(c, bytes.Clone(buf))
 			return
 		}
-		if _, err := br.Discard(n); err != nil {
+		if _, err := br.Discard(len(head)); err != nil {
 			return
 		}
 		if req.Close || f.isClosing() {
@@ -300,35 +301,10 @@ func (f *front) conn(fc *fastConn) {
 	}
 }
 
-// headLength returns the length of the request head at the start of br,
-// reading more from c as needed within timeout, or 0 when the fast path
-// does not read it (it does not fit in br's buffer, or starts oddly).
-func headLength(br *bufio.Reader, c net.Conn, timeout time.Duration) (int, error) {
-	for deadline := false; ; {
-		buf, _ := br.Peek(br.Buffered())
-		switch n := h1.HeadLength(buf); {
-		case n > 0:
-			return n, nil
-		case n < 0 || br.Buffered() == br.Size():
-			return 0, nil
-		}
-		if !deadline {
-			// Most heads arrive whole with their first byte; only a head
-			// still coming gets the header timeout (ReadHeaderTimeout).
-			deadline = true
-			_ = c.SetReadDeadline(time.Now().Add(timeout))
-		}
-		if _, err := br.Peek(br.Buffered() + 1); err != nil {
-			return 0, err
-		}
-	}
-}
-
-// take parses the head in br's first n bytes into req and returns its
-// fast route, or nil when the request is not one the fast path serves
-// (h1.Parse leaves anything unusual to net/http).
-func (f *front) take(br *bufio.Reader, n int, remote string, req *h1.Request) *fastRoute {
-	head, _ := br.Peek(n)
+// take parses head into req and returns its fast route, or nil when the
+// request is not one the fast path serves (h1.Parse leaves anything
+// unusual to net/http).
+func (f *front) take(head []byte, remote string, req *h1.Request) *fastRoute {
 	if !h1.ParseInto(req, head) {
 		return nil
 	}

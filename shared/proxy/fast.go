@@ -38,8 +38,8 @@ type ConnWriter interface {
 	RawDone(status int, bodyBytes int64, keepAlive bool)
 }
 
-// maxRawHead bounds a response head taken on the raw path; a target
-// sending a larger one gets a 502.
+// maxRawHead bounds a response head (the size of a target connection's
+// read buffer); a target sending a larger one gets a 502.
 const maxRawHead = 16 << 10
 
 // ServeFast serves a request shared/httpx's fast path parsed (see package
@@ -236,7 +236,7 @@ func (p *Proxy) exchangeRaw(ctx context.Context, cw ConnWriter, bw *bufio.Writer
 	var h rawHead
 	var head []byte
 	for n := 0; ; n++ {
-		head, err = peekHead(bc.br)
+		head, err = h1.PeekHead(bc.br, nil)
 		if err != nil {
 			return fail(fmt.Errorf("proxy: read response: %w", err), false)
 		}
@@ -315,26 +315,6 @@ func (p *Proxy) exchangeRaw(ctx context.Context, cw ConnWriter, bw *bufio.Writer
 	p.pool.release(bc, stop, !h.close)
 	cw.RawDone(h.status, written, !clientClose)
 	return false, nil
-}
-
-// peekHead returns the response head at the start of br (through its empty
-// line) without consuming it.
-func peekHead(br *bufio.Reader) ([]byte, error) {
-	for {
-		buf, _ := br.Peek(br.Buffered())
-		switch n := h1.HeadLength(buf); {
-		case n > 0:
-			return buf[:n], nil
-		case n < 0:
-			return nil, fmt.Errorf("%w: an empty line before the status line", errMalformed)
-		}
-		if len(buf) >= maxRawHead || len(buf) == br.Size() {
-			return nil, fmt.Errorf("response head larger than %d bytes", min(maxRawHead, br.Size()))
-		}
-		if _, err := br.Peek(len(buf) + 1); err != nil {
-			return nil, err
-		}
-	}
 }
 
 var errMalformed = errors.New("malformed response head")
