@@ -21,7 +21,6 @@ import (
 
 	"github.com/atrium-suite/atrium/connect/bundle"
 	"github.com/atrium-suite/atrium/shared/auth"
-	"github.com/atrium-suite/atrium/shared/db"
 	"github.com/atrium-suite/atrium/shared/h1"
 	"github.com/atrium-suite/atrium/shared/httpx"
 	"github.com/atrium-suite/atrium/shared/launcher"
@@ -498,9 +497,7 @@ func (s *Server) serveContentFast(w http.ResponseWriter, r *h1.Request) bool {
 	if !ok || guid == "" || strings.ContainsRune(guid, '%') || strings.HasPrefix(rest, "_bundle") {
 		return false
 	}
-	// The lookups below only read: they may share one look at whether
-	// the database changed.
-	ctx := db.WithVersionMemo(r.Ctx)
+	ctx := r.Ctx
 	u, signedIn, ok := s.Auth.IdentifyFast(ctx, r)
 	if !ok {
 		return false

@@ -155,7 +155,6 @@ type DB struct {
 
 	versionMu    sync.Mutex
 	versionConn  *sql.Conn // SQLite: the connection DataVersion asks
-	versionStmt  *sql.Stmt // PRAGMA data_version, prepared on versionConn
 	version      int64     // its last answer
 	versionAsked int64     // when that ask began (monotonic ns, see now)
 }
@@ -363,19 +362,6 @@ func (d *DB) DataVersion(ctx context.Context) (version int64, ok bool, err error
 	if d.dialect != SQLite {
 		return 0, false, nil
 	}
-	memo, _ := ctx.Value(versionMemoKey{}).(*versionMemo)
-	if memo != nil {
-		for _, m := range memo.seen {
-			if m.d == d {
-				return m.version, true, nil
-			}
-		}
-	}
-	defer func() {
-		if memo != nil && err == nil {
-			memo.seen = append(memo.seen, dbVersion{d, version})
-		}
-	}()
 	d.versionMu.Lock()
 	defer d.versionMu.Unlock()
 	t := now()
@@ -387,41 +373,15 @@ func (d *DB) DataVersion(ctx context.Context) (version int64, ok bool, err error
 		if err != nil {
 			return 0, false, err
 		}
-		// Prepared once: every request asks, and compiling the pragma
-		// each time was most of its cost.
-		st, err := c.PrepareContext(ctx, "PRAGMA data_version")
-		if err != nil {
-			c.Close()
-			return 0, false, err
-		}
-		d.versionConn, d.versionStmt = c, st
+		d.versionConn = c
 	}
-	if err := d.versionStmt.QueryRowContext(ctx).Scan(&version); err != nil {
-		d.versionStmt.Close()
+	if err := d.versionConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&version); err != nil {
 		d.versionConn.Close()
-		d.versionConn, d.versionStmt = nil, nil
+		d.versionConn = nil
 		return 0, false, err
 	}
 	d.version, d.versionAsked = version, t
 	return version, true, nil
-}
-
-// WithVersionMemo returns a context under which DataVersion asks each
-// database once and then answers the same: the lookups of one request (its
-// API key, its content, the viewer's groups) then cost one pragma instead
-// of one each, and the request sees the database as of one moment, as it
-// would inside one read transaction. Use it for one request's goroutine.
-func WithVersionMemo(ctx context.Context) context.Context {
-	return context.WithValue(ctx, versionMemoKey{}, &versionMemo{})
-}
-
-type versionMemoKey struct{}
-
-type versionMemo struct{ seen []dbVersion }
-
-type dbVersion struct {
-	d       *DB
-	version int64
 }
 
 // stmtCache keeps SQLite's prepared statements by query text. The SQLite

@@ -141,24 +141,3 @@ func TestVersionCache(t *testing.T) {
 		t.Fatalf("%d loads, want 4 (errors are not kept)", loads)
 	}
 }
-
-// TestVersionMemo: under WithVersionMemo a commit made after the first
-// ask is not seen by the same context, and is by a fresh one.
-func TestVersionMemo(t *testing.T) {
-	migs := fstest.MapFS{"0001_t.sql": {Data: []byte("CREATE TABLE t (id BIGINT PRIMARY KEY);")}}
-	d := mustOpen(t, db.Config{SQLitePath: filepath.Join(t.TempDir(), "m.db"), Schema: "test", Migrations: migs})
-	ctx := db.WithVersionMemo(t.Context())
-	v0, ok, err := d.DataVersion(ctx)
-	if err != nil || !ok {
-		t.Fatalf("DataVersion: %v %v", ok, err)
-	}
-	if _, err := d.ExecContext(t.Context(), "INSERT INTO t (id) VALUES (1)"); err != nil {
-		t.Fatal(err)
-	}
-	if v, _, _ := d.DataVersion(ctx); v != v0 {
-		t.Errorf("the memo answered %d after %d: it asked again", v, v0)
-	}
-	if v, _, _ := d.DataVersion(t.Context()); v == v0 {
-		t.Error("without the memo the commit is not seen")
-	}
-}
