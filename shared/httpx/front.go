@@ -114,15 +114,17 @@ type front struct {
 	// instead.
 	ctx context.Context
 
+	// closing is read on every request, so it is an atomic, not under mu
+	// (which guards conns, touched once per connection).
+	closing atomic.Bool
 	mu      sync.Mutex
 	conns   map[*fastConn]struct{}
-	closing bool
 	wg      sync.WaitGroup
 }
 
 type fastConn struct {
 	c    net.Conn
-	idle bool // waiting for a request: shutdown may close it at once
+	idle atomic.Bool // waiting for a request: shutdown may close it at once
 }
 
 // fastBufSize bounds a request head the front reads itself; a larger one
@@ -159,16 +161,12 @@ func (f *front) serve(ln net.Listener) error {
 	}
 }
 
-func (f *front) isClosing() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.closing
-}
+func (f *front) isClosing() bool { return f.closing.Load() }
 
 func (f *front) track(fc *fastConn) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closing {
+	if f.closing.Load() {
 		return false
 	}
 	f.conns[fc] = struct{}{}
@@ -183,25 +181,25 @@ func (f *front) untrack(fc *fastConn) {
 	f.wg.Done()
 }
 
-// setIdle marks fc as waiting for a request, and reports false when the
-// server is shutting down (the connection is then closed, not waited on).
-// The caller has set its idle read deadline already, so shutdown's
-// deadline in the past, set under the same lock, is the one that holds.
+// setIdle marks fc as waiting for a request or not, and reports false
+// when the server is shutting down (the connection is then closed, not
+// waited on). Marking comes before the check and shutdown sets closing
+// before it looks at the marks, so either the connection sees closing or
+// shutdown sees it idle; the caller has set its idle read deadline before,
+// so shutdown's deadline in the past is the one that holds.
 func (f *front) setIdle(fc *fastConn, idle bool) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fc.idle = idle
-	return !f.closing
+	fc.idle.Store(idle)
+	return !f.closing.Load()
 }
 
 // shutdown stops the front: idle connections are closed now, busy ones
 // after their current response, which says Connection: close. It returns
 // when all are gone or ctx ends (then the rest are closed).
 func (f *front) shutdown(ctx context.Context) error {
+	f.closing.Store(true)
 	f.mu.Lock()
-	f.closing = true
 	for fc := range f.conns {
-		if fc.idle {
+		if fc.idle.Load() {
 			_ = fc.c.SetReadDeadline(aLongTimeAgo)
 		}
 	}
@@ -221,8 +219,8 @@ func (f *front) shutdown(ctx context.Context) error {
 // wait for the handlers: one waiting on a slow target returns when the
 // target answers, and its write to the closed connection fails.
 func (f *front) close() {
+	f.closing.Store(true)
 	f.mu.Lock()
-	f.closing = true
 	for fc := range f.conns {
 		fc.c.Close()
 	}
@@ -440,7 +438,7 @@ func (w *rawWriter) WriteHeader(code int) {
 			w.chunked = true
 		}
 	}
-	if w.RawClose() || tokenListContains(h["Connection"], "close") {
+	if w.RawClose() || httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
 		w.closeAfter = true
 	}
 	if w.chunked {
@@ -627,17 +625,6 @@ func (w *rawWriter) finish() {
 	if w.broken {
 		w.bw.Reset(nil) // drop anything left; the connection is closed
 	}
-}
-
-func tokenListContains(vv []string, token string) bool {
-	for _, v := range vv {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // statusLine is "200 OK" for 200, cached for the common codes.

@@ -162,9 +162,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	var ferr error
 	fdone := make(chan struct{})
 	if f != nil {
-		f.mu.Lock()
-		f.closing = true
-		f.mu.Unlock()
+		f.closing.Store(true)
 		s.ln.Close()
 		go func() { ferr = f.shutdown(sctx); close(fdone) }()
 	} else {
