@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/atrium-suite/atrium/shared/h1"
 )
 
@@ -133,10 +135,7 @@ func (p *Proxy) writeFastHead(bw *bufio.Writer, r *h1.Request, extra http.Header
 				continue
 			}
 		}
-		bw.Write(name)
-		bw.WriteString(": ")
-		bw.Write(value)
-		bw.WriteString("\r\n")
+		writeLine(bw, name, value)
 	}
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		bw.WriteString("X-Forwarded-For: ")
@@ -148,14 +147,7 @@ func (p *Proxy) writeFastHead(bw *bufio.Writer, r *h1.Request, extra http.Header
 	bw.WriteString("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Prefix: ")
 	bw.WriteString(p.base)
 	bw.WriteString("\r\n")
-	for k, vv := range extra {
-		for _, v := range vv {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(h1.FieldValue(v))
-			bw.WriteString("\r\n")
-		}
-	}
+	writeHeaderMap(bw, extra)
 	switch r.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
 		bw.WriteString("Content-Length: 0\r\n")
@@ -421,12 +413,28 @@ func writeHeadLines(bw *bufio.Writer, head []byte, h *rawHead, extra http.Header
 		if isHopByHop(name) || h1.EqualFold(name, "Content-Length") || droppedBy(h.dropped, name) {
 			continue
 		}
-		bw.Write(name)
-		bw.WriteString(": ")
-		bw.Write(value)
-		bw.WriteString("\r\n")
+		writeLine(bw, name, value)
 	}
-	for k, vv := range extra {
+	writeHeaderMap(bw, extra)
+}
+
+// writeLine writes one header line of a head being copied; name and value
+// are checked already (h1.SplitHeaderLine).
+func writeLine(bw *bufio.Writer, name, value []byte) {
+	bw.Write(name)
+	bw.WriteString(": ")
+	bw.Write(value)
+	bw.WriteString("\r\n")
+}
+
+// writeHeaderMap writes the headers the proxy or server set (extra request
+// headers, a request id, the affinity cookie) as header lines, skipping a
+// name that is not a token and cleaning each value (h1.FieldValue).
+func writeHeaderMap(bw *bufio.Writer, h http.Header) {
+	for k, vv := range h {
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
 		for _, v := range vv {
 			bw.WriteString(k)
 			bw.WriteString(": ")
@@ -565,10 +573,7 @@ func copyChunked(bw *bufio.Writer, br *bufio.Reader) (int64, error) {
 		if isHopByHop(name) || h1.EqualFold(name, "Content-Length") {
 			continue
 		}
-		bw.Write(name)
-		bw.WriteString(": ")
-		bw.Write(value)
-		bw.WriteString("\r\n")
+		writeLine(bw, name, value)
 	}
 	bw.WriteString("\r\n")
 	return total, nil
