@@ -148,12 +148,7 @@ func (p *Proxy) writeFastHead(bw *bufio.Writer, r *h1.Request, extra http.Header
 	bw.WriteString(p.base)
 	bw.WriteString("\r\n")
 	writeHeaderMap(bw, extra)
-	switch r.Method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch:
-		bw.WriteString("Content-Length: 0\r\n")
-	}
-	_, err := bw.WriteString("\r\n")
-	return err
+	return endRequestHead(bw, r.Method)
 }
 
 // isForwarding matches the forwarding headers the proxy sets itself.

@@ -186,9 +186,14 @@ func writeRequestHead(bw *bufio.Writer, out *http.Request) error {
 			bw.WriteString("\r\n")
 		}
 	}
-	switch out.Method {
+	return endRequestHead(bw, out.Method)
+}
+
+// endRequestHead ends the head of a request without a body; a method that
+// carries one says it has none, as net/http does.
+func endRequestHead(bw *bufio.Writer, method string) error {
+	switch method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
-		// A body-carrying method without a body says so, as net/http does.
 		bw.WriteString("Content-Length: 0\r\n")
 	}
 	_, err := bw.WriteString("\r\n")
