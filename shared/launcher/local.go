@@ -234,7 +234,7 @@ func (j *LocalJob) wait(pr *os.File, drained <-chan struct{}) {
 func (j *LocalJob) copyOutput(pr *os.File, out io.Writer, drained chan<- struct{}) {
 	defer close(drained)
 	defer pr.Close()
-	br := bufio.NewReaderSize(&pacedReader{r: pr, on: &j.paced}, 64<<10)
+	br := bufio.NewReaderSize(&pacedReader{r: pr, on: &j.paced, sleep: time.Sleep}, 64<<10)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
@@ -267,7 +267,8 @@ const (
 // outputPace late.
 type pacedReader struct {
 	r     io.Reader
-	on    *atomic.Bool // pacing has begun
+	on    *atomic.Bool        // pacing has begun
+	sleep func(time.Duration) // time.Sleep; tests count the waits
 	last  time.Time
 	lastN int
 }
@@ -275,7 +276,7 @@ type pacedReader struct {
 func (p *pacedReader) Read(b []byte) (int, error) {
 	if p.lastN > 0 && p.lastN < len(b)/2 && p.on.Load() {
 		if d := outputPace - time.Since(p.last); d > 0 {
-			time.Sleep(d)
+			p.sleep(d)
 		}
 	}
 	n, err := p.r.Read(b)
