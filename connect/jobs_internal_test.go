@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atrium-suite/atrium/shared/accounts"
 	"github.com/atrium-suite/atrium/shared/config"
@@ -155,5 +157,47 @@ func TestRuntimeSettingsAPI(t *testing.T) {
 	got := f.s.scheduleFor(stored.Sched)
 	if got.minProcs != f.s.Config.Connect.MinProcesses || got.maxProcs != 4 || got.maxConns != 5 {
 		t.Fatalf("resolved schedule %+v", got)
+	}
+}
+
+// TestJobLogBatches: a job's output reaches its log file in batches (not
+// a write per line), a read of the running job's log sees every line at
+// once, and closing the log writes what is left.
+func TestJobLogBatches(t *testing.T) {
+	s := &Server{jobsDir: t.TempDir()}
+	jl := &jobLog{s: s, key: "k", path: s.jobLogPath("k")}
+	f, err := os.OpenFile(jl.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jl.f = f
+	s.liveLogs.Store("k", jl)
+	onDisk := func() string {
+		b, _ := os.ReadFile(jl.path)
+		return string(b)
+	}
+
+	jl.Write([]byte("GET / 200\n"))
+	if got := onDisk(); got != "" {
+		t.Fatalf("a line was written at once: %q", got)
+	}
+	lines, err := s.readJobLog("k", 10)
+	if err != nil || len(lines) != 1 || lines[0].D != "GET / 200" {
+		t.Fatalf("reading the running job's log: %v %+v", err, lines)
+	}
+	jl.Write([]byte("GET /a 200\n"))
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(onDisk(), "GET /a 200"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the batch was not written after its delay: %q", onDisk())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	jl.Write([]byte("last\n"))
+	jl.close()
+	if !strings.HasSuffix(onDisk(), "\tlast\n") {
+		t.Errorf("close did not write the last line: %q", onDisk())
+	}
+	if _, ok := s.liveLogs.Load("k"); ok {
+		t.Error("a closed log is still listed as live")
 	}
 }
