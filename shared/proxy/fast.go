@@ -457,7 +457,7 @@ func droppedBy(dropped []string, name []byte) bool {
 	return false
 }
 
-func parseLength[T []byte | string](s T) (int64, bool) {
+func parseLength(s []byte) (int64, bool) {
 	if len(s) == 0 || len(s) > 18 {
 		return 0, false
 	}
