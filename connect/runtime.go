@@ -473,7 +473,7 @@ func (s *Server) credentials(ctx context.Context, u auth.User) (string, error) {
 	// Keyed by the name too: it comes from the accounts, whose changes
 	// Connect's database version does not see.
 	return s.st.servingCreds.Get(ctx, s.st.db, u.ID+"\x00"+u.Username, func() (string, error) {
-		groups, err := s.st.groupNamesForServing(ctx, u.ID)
+		groups, err := s.st.groupNamesOf(ctx, u.ID)
 		if err != nil {
 			return "", err
 		}

@@ -85,10 +85,9 @@ type store struct {
 	now func() time.Time
 	// What every request to content reads, kept while the database is
 	// unchanged (db.VersionCache): the content row, the viewer's role on
-	// it, and the viewer's groups and credentials header.
+	// it, and the viewer's credentials header (with their groups).
 	servingContent db.VersionCache[Content]
 	servingRoles   db.VersionCache[string]
-	servingGroups  db.VersionCache[[]string]
 	servingCreds   db.VersionCache[string]
 }
 
@@ -423,9 +422,4 @@ func (s *store) failUnfinished(ctx context.Context) error {
 // contentForServing is content(guid) for the serving path.
 func (s *store) contentForServing(ctx context.Context, guid string) (Content, error) {
 	return s.servingContent.Get(ctx, s.db, guid, func() (Content, error) { return s.content(ctx, guid) })
-}
-
-// groupNamesForServing is groupNamesOf(userID) for the serving path.
-func (s *store) groupNamesForServing(ctx context.Context, userID string) ([]string, error) {
-	return s.servingGroups.Get(ctx, s.db, userID, func() ([]string, error) { return s.groupNamesOf(ctx, userID) })
 }
