@@ -1,13 +1,17 @@
 package e2e_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/atrium-suite/atrium/shared/db/dbtest"
+	"github.com/atrium-suite/atrium/shared/platform"
 )
 
 var products = []struct{ name, display string }{
@@ -110,6 +114,54 @@ func TestServeOneProduct(t *testing.T) {
 	}
 	if err := p.stop(t); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
+
+// TestServerRuntime: a server runs under the Go runtime settings of
+// platform.ServerEnviron and ServerProcs (cmd/atrium execs itself to get
+// GODEBUG in before the runtime starts), and an operator's own GODEBUG
+// schedtrace, GOMAXPROCS or shared.procs wins.
+func TestServerRuntime(t *testing.T) {
+	auto := platform.ServerProcs(0, runtime.GOMAXPROCS(0))
+	if v := os.Getenv("GOMAXPROCS"); v != "" {
+		auto, _ = strconv.Atoi(v)
+	}
+	cases := []struct {
+		name        string
+		env         []string
+		wantGODEBUG string
+		wantProcs   int
+	}{
+		{"defaults", []string{"GODEBUG=panicnil=0"}, "GODEBUG=panicnil=0," + platform.MonitorGODEBUG, auto},
+		{"opted out", []string{"GODEBUG=schedtrace=0"}, "GODEBUG=schedtrace=0", auto},
+		{"procs from the config", []string{"ATRIUM_SHARED_PROCS=3"}, "GODEBUG=" + platform.MonitorGODEBUG, 3},
+		{"GOMAXPROCS wins", []string{"ATRIUM_SHARED_PROCS=3", "GOMAXPROCS=2"}, "GODEBUG=" + platform.MonitorGODEBUG, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := append([]string{"ATRIUM_CONNECT_LISTEN=127.0.0.1:0"}, tc.env...)
+			if !strings.Contains(strings.Join(tc.env, " "), "GODEBUG=") {
+				env = append(env, "GODEBUG=") // the test's own GODEBUG, if any, is not the case's
+			}
+			p := startAtrium(t, env, []string{"Connect"}, "serve", "connect", "--data-dir", t.TempDir())
+			environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var godebug []string
+			for _, kv := range strings.Split(string(environ), "\x00") {
+				if strings.HasPrefix(kv, "GODEBUG=") {
+					godebug = append(godebug, kv)
+				}
+			}
+			if len(godebug) != 1 || godebug[0] != tc.wantGODEBUG {
+				t.Errorf("the server runs with %q, want [%q]", godebug, tc.wantGODEBUG)
+			}
+			_, metrics := get(t, p.urls["Connect"]+"/metrics", "")
+			if want := fmt.Sprintf("\ngo_sched_gomaxprocs_threads %d\n", tc.wantProcs); !strings.Contains(metrics, want) {
+				t.Errorf("/metrics has no %q", strings.TrimSpace(want))
+			}
+		})
 	}
 }
 

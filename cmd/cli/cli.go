@@ -94,10 +94,11 @@ port, and print their URLs. Stops gracefully on SIGTERM or Ctrl-C.`,
 			if err != nil {
 				return err
 			}
+			procs := platform.SetServerProcs(cfg.Shared.Procs)
 			log, flush := platform.NewServerLogger(cfg.Shared, stderr)
 			defer flush()
 			slog.SetDefault(log) // libraries that log to the default logger (zitadel/oidc) join ours
-			log.Info("starting atrium", "version", buildinfo.String(), "data_dir", cfg.Shared.DataDir, "database", databaseKind(cfg))
+			log.Info("starting atrium", "version", buildinfo.String(), "data_dir", cfg.Shared.DataDir, "database", databaseKind(cfg), "procs", procs)
 			fmt.Fprintf(stdout, "Atrium %s is starting (data in %s).\n", buildinfo.String(), cfg.Shared.DataDir)
 			return suite.Up(cmd.Context(), cfg, suite.Options{Logger: log, Out: stdout})
 		},
@@ -119,10 +120,11 @@ func newServe(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			procs := platform.SetServerProcs(cfg.Shared.Procs)
 			log, flush := platform.NewServerLogger(cfg.Shared, stderr)
 			defer flush()
 			slog.SetDefault(log)
-			log.Info("starting atrium", "product", args[0], "version", buildinfo.String(), "database", databaseKind(cfg))
+			log.Info("starting atrium", "product", args[0], "version", buildinfo.String(), "database", databaseKind(cfg), "procs", procs)
 			return suite.Serve(cmd.Context(), cfg, args[0], suite.Options{Logger: log, Out: stdout})
 		},
 	}

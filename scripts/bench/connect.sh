@@ -14,6 +14,8 @@
 #            to a real `atrium up`, two processes (min_processes =
 #            max_processes = 2), through Atrium vs straight to the same two
 #            uvicorn processes. Targets: >= 0.95x requests/s, <= 1.2x p99.
+#            nginx in front of the same processes is measured beside them,
+#            for reference (what the best-known proxy costs here).
 #   flask    a Flask API (`rsconnect deploy api`, gunicorn as Connect runs
 #            it) with BENCH_FLASK_PROCS processes through Atrium. Target:
 #            >= 2500 requests/s with 0 errors.
@@ -223,6 +225,48 @@ wrk_run() {
 	)" "$([ -n "${CPU_PIDS:-}" ] && echo $(($(cpu_ticks $CPU_PIDS) - cpu0)))" >>"$raw"
 }
 
+# nginx_config DIR PORT LOCATION PASS SERVER...: DIR/nginx.conf, nginx as it
+# is run in front of app servers: one worker per CPU, kept-alive upstream
+# connections to SERVERs, no access log (Atrium's proxy keeps none either),
+# LOCATION passed to PASS (a PASS with a path replaces LOCATION's prefix).
+nginx_config() {
+	local dir=$1 port=$2 location=$3 pass=$4 servers="" s
+	shift 4
+	for s in "$@"; do servers+="		server $s;"$'\n'; done
+	mkdir -p "$dir"
+	cat >"$dir/nginx.conf" <<EOF
+worker_processes $(nproc);
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $dir/body;
+	proxy_temp_path $dir/proxy;
+	fastcgi_temp_path $dir/fastcgi;
+	uwsgi_temp_path $dir/uwsgi;
+	scgi_temp_path $dir/scgi;
+	upstream backend {
+$servers		keepalive 512;
+	}
+	server {
+		listen 127.0.0.1:$port;
+		location $location {
+			proxy_pass $pass;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			# The headers Atrium's proxy sets too.
+			proxy_set_header Host \$http_host;
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Host \$http_host;
+			proxy_set_header X-Forwarded-Proto \$scheme;
+		}
+	}
+}
+EOF
+}
+
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 versions=()
 
@@ -241,41 +285,7 @@ if want proxy; then
 	PURL[atrium]=http://127.0.0.1:$port/content/$GUID/
 
 	port=$(free_port)
-	mkdir -p "$work/nginx"
-	cat >"$work/nginx/nginx.conf" <<EOF
-# As nginx is run in front of an app server: one worker per CPU, kept-alive
-# upstream connections, no access log (Atrium's proxy keeps none either).
-worker_processes $(nproc);
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $work/nginx/body;
-	proxy_temp_path $work/nginx/proxy;
-	fastcgi_temp_path $work/nginx/fastcgi;
-	uwsgi_temp_path $work/nginx/uwsgi;
-	scgi_temp_path $work/nginx/scgi;
-	upstream backend {
-		server 127.0.0.1:$bport;
-		keepalive 512;
-	}
-	server {
-		listen 127.0.0.1:$port;
-		location /content/ {
-			proxy_pass http://backend;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			# The headers Atrium's proxy sets too.
-			proxy_set_header Host \$http_host;
-			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-			proxy_set_header X-Forwarded-Host \$http_host;
-			proxy_set_header X-Forwarded-Proto \$scheme;
-		}
-	}
-}
-EOF
+	nginx_config "$work/nginx" "$port" /content/ http://backend "127.0.0.1:$bport"
 	start nginx "$NGINX" -c "$work/nginx/nginx.conf"
 	PURL[nginx]=http://127.0.0.1:$port/content/$GUID/
 
@@ -419,12 +429,22 @@ for j in json.load(sys.stdin):
 			direct+="http://127.0.0.1:$p/ "
 		done
 		through="$CONNECT/content/$fguid/ $CONNECT/content/$fguid/"
+		# For reference, not a target: nginx in Atrium's place, in front
+		# of the same processes, passing /content/{guid}/ on as / as
+		# Connect does.
+		nport=$(free_port)
+		nginx_config "$work/nginx-fastapi" "$nport" "/content/$fguid/" http://backend/ "${fports[@]/#/127.0.0.1:}"
+		start nginx-fastapi "$NGINX" -c "$work/nginx-fastapi/nginx.conf"
+		nginx_url=http://127.0.0.1:$nport/content/$fguid/
+		wait_up nginx-fastapi "$nginx_url"
 		half=$((WRK_CONNECTIONS / 2))
 		for r in $(seq "$ROUNDS"); do
 			log "fastapi, round $r/$ROUNDS"
 			CPU_PIDS=${PID[atrium-up]} wrk_run fastapi atrium "$r" 1 "$half" "$through" "$AUTH"
 			wrk_run fastapi direct "$r" 1 "$half" "$direct"
+			CPU_PIDS="${PID[nginx-fastapi]} $(pgrep -P "${PID[nginx-fastapi]}" | tr '\n' ' ')" wrk_run fastapi nginx "$r" 1 "$half" "$nginx_url $nginx_url"
 		done
+		stop_server nginx-fastapi
 
 		log "deploying the Flask API"
 		lguid=$(deploy api "$work/flask" "$work/deploy-flask.log")

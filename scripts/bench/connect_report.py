@@ -143,7 +143,7 @@ def main():
             " ".join(f"{x:.0f}" for x in m["rps_all"]),
         ])
 
-    for section, order in (("proxy", ["atrium", "nginx", "chp"]), ("fastapi", ["atrium", "direct"]), ("flask", ["atrium"])):
+    for section, order in (("proxy", ["atrium", "nginx", "chp"]), ("fastapi", ["atrium", "nginx", "direct"]), ("flask", ["atrium"])):
         for s in order:
             if s in med.get(section, {}):
                 add(section, s)
@@ -192,6 +192,9 @@ def main():
     if "fastapi" in med or "fastapi" in skips:
         target("fastapi req/s, through Atrium / direct", at["rps"] / di["rps"] if at and di else None, ">=", 0.95, extra=why("fastapi", ["atrium", "direct"]))
         target("fastapi p99, through Atrium / direct", at["p99"] / di["p99"] if at and di else None, "<=", 1.2, extra=why("fastapi", ["atrium", "direct"]))
+        ng = valid("fastapi", "nginx")
+        if ng and di:
+            verdicts.append(f"  (for reference, no target: fastapi through nginx / direct: {ng['rps'] / di['rps']:.2f}x req/s, {ng['p99'] / di['p99']:.2f}x p99)")
     if "flask" in med or "flask" in skips:
         fl = med.get("flask", {}).get("atrium")
         extra = f" ({a.flask_procs} processes)"

@@ -149,6 +149,11 @@ type Shared struct {
 	// SecretKeyFile holds the suite's secret key (created on first start);
 	// empty means DataDir/secret.key.
 	SecretKeyFile string `toml:"secret_key_file"`
+	// Procs is how many threads run a server's Go code at once (Go's
+	// GOMAXPROCS); 0 means half the CPUs the process may use, at least
+	// one (platform.ServerProcs says why). A GOMAXPROCS environment
+	// variable wins over it.
+	Procs int `toml:"procs"`
 }
 
 // Server holds the HTTP settings every product server has.
@@ -437,6 +442,9 @@ func (c *Config) Validate() error {
 		if err := validateDatabaseURL(s.DatabaseURL); err != nil {
 			return &Error{Key: "shared.database_url", Msg: err.Error()}
 		}
+	}
+	if s.Procs < 0 {
+		return &Error{Key: "shared.procs", Msg: fmt.Sprintf("%d is negative (0 means half the CPUs)", s.Procs)}
 	}
 	switch s.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -76,6 +76,7 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		{"mysql url", "[shared]\ndatabase_url = \"mysql://x@y/z\"\n", nil, "shared.database_url"},
 		{"empty data dir", "[shared]\ndata_dir = \"\"\n", nil, "shared.data_dir"},
 		{"bad log level", "", []string{"ATRIUM_SHARED_LOG_LEVEL=loud"}, "shared.log_level"},
+		{"negative procs", "", []string{"ATRIUM_SHARED_PROCS=-1"}, "shared.procs"},
 		{"bad env size", "", []string{"ATRIUM_CONNECT_MAX_BODY_BYTES=-3"}, "connect.max_body_bytes"},
 		{"bad env duration", "", []string{"ATRIUM_CONNECT_IDLE_TIMEOUT=x"}, "connect.idle_timeout"},
 	}

@@ -3,7 +3,8 @@
 // configured as Connect configures it for a running app (connect/runtime.go:
 // proxy.NewSticky and proxy.New with Prefix /content/{guid}/, the prefix
 // kept), in front of one backend process. Connect's own routing and
-// sign-in are left out, so the number is the proxy's alone.
+// sign-in are left out, so the number is the proxy's alone; the Go runtime
+// runs with a server's settings (platform.ServerEnviron, ServerProcs).
 package main
 
 import (
@@ -17,21 +18,32 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/atrium-suite/atrium/shared/h1"
 	"github.com/atrium-suite/atrium/shared/httpx"
+	"github.com/atrium-suite/atrium/shared/platform"
 	"github.com/atrium-suite/atrium/shared/proxy"
 )
 
 func main() {
 	addr := flag.String("listen", "127.0.0.1:8081", "address to listen on")
-	backend := flag.String("backend", "http://127.0.0.1:8080", "the backend's URL")
+	backend := flag.String("backend", "http://127.0.0.1:8080", "the backend's URL (several: comma-separated, balanced as Connect balances an app's processes)")
 	guid := flag.String("guid", "0f5e2a9c-bench-4b1e-9d7a-000000000001", "content GUID in the prefix /content/{guid}/")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
 	flag.Parse()
+	// The Go runtime as Atrium's servers run it (cmd/atrium and
+	// platform.SetServerProcs), so the number is the server's.
+	if env, again := platform.ServerEnviron(os.Environ()); again {
+		if exe, err := os.Executable(); err == nil {
+			err = syscall.Exec(exe, os.Args, env)
+			log.Printf("proxyfront: running without %s: %v", platform.MonitorGODEBUG, err)
+		}
+	}
+	platform.SetServerProcs(0)
 	if err := profiled(*cpuprofile, func() error { return run(*addr, *backend, *guid) }); err != nil {
 		log.Fatalf("proxyfront: %v", err)
 	}
@@ -59,16 +71,20 @@ func profiled(path string, f func() error) error {
 }
 
 func run(addr, backend, guid string) error {
-	u, err := url.Parse(backend)
-	if err != nil {
-		return fmt.Errorf("backend URL: %w", err)
+	var targets []proxy.Target
+	for i, b := range strings.Split(backend, ",") {
+		u, err := url.Parse(b)
+		if err != nil {
+			return fmt.Errorf("backend URL: %w", err)
+		}
+		targets = append(targets, proxy.Target{URL: u, ID: fmt.Sprintf("bench-backend-%d", i+1)})
 	}
 	prefix := "/content/" + guid + "/"
-	bal, err := proxy.NewSticky(proxy.StickyConfig{Prefix: prefix})
+	bal, err := proxy.NewSticky(proxy.StickyConfig{Prefix: prefix, LeastLoaded: true})
 	if err != nil {
 		return err
 	}
-	if err := bal.Set([]proxy.Target{{URL: u, ID: "bench-backend"}}); err != nil {
+	if err := bal.Set(targets); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -1,0 +1,77 @@
+package platform
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestServerEnviron(t *testing.T) {
+	m := "GODEBUG=" + MonitorGODEBUG
+	cases := []struct {
+		name  string
+		in    []string
+		want  []string
+		again bool
+	}{
+		{"no GODEBUG", []string{"A=1"}, []string{"A=1", m}, true},
+		{"empty GODEBUG", []string{"GODEBUG=", "A=1"}, []string{m, "A=1"}, true},
+		{"other settings kept", []string{"GODEBUG=panicnil=1,http2client=0"}, []string{"GODEBUG=panicnil=1,http2client=0," + MonitorGODEBUG}, true},
+		{"operator's schedtrace", []string{"GODEBUG=schedtrace=0"}, []string{"GODEBUG=schedtrace=0"}, false},
+		{"operator's schedtrace among others", []string{"GODEBUG=gctrace=1, schedtrace=1000"}, []string{"GODEBUG=gctrace=1, schedtrace=1000"}, false},
+		{"already set (the exec'd process)", []string{m}, []string{m}, false},
+		{"scheddetail is not schedtrace", []string{"GODEBUG=scheddetail=1"}, []string{"GODEBUG=scheddetail=1," + MonitorGODEBUG}, true},
+		{"last GODEBUG counts, as for the runtime", []string{"GODEBUG=schedtrace=0", "GODEBUG=x=1"}, []string{"GODEBUG=schedtrace=0", "GODEBUG=x=1," + MonitorGODEBUG}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := slices.Clone(tc.in)
+			got, again := ServerEnviron(in)
+			if again != tc.again || !slices.Equal(got, tc.want) {
+				t.Errorf("ServerEnviron(%q) = %q, %v; want %q, %v", tc.in, got, again, tc.want, tc.again)
+			}
+			if !slices.Equal(in, tc.in) {
+				t.Errorf("ServerEnviron changed its argument to %q", in)
+			}
+		})
+	}
+}
+
+func TestIsServerCommand(t *testing.T) {
+	cases := []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"up"}, true},
+		{[]string{"serve", "connect"}, true},
+		{[]string{"--config", "up", "pm", "list"}, false}, // "up" is the config file's name
+		{[]string{"-c", "atrium.toml", "up"}, true},
+		{[]string{"--data-dir", "/d", "serve", "connect"}, true},
+		{[]string{"--verbose", "up"}, true},
+		{[]string{"pm", "list"}, false},
+		{[]string{"users", "lock", "up"}, false},
+		{[]string{"version"}, false},
+		{nil, false},
+	}
+	for _, tc := range cases {
+		if got := IsServerCommand(tc.args); got != tc.want {
+			t.Errorf("IsServerCommand(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestServerProcs(t *testing.T) {
+	cases := []struct{ configured, available, want int }{
+		{0, 1, 1},
+		{0, 2, 1},
+		{0, 3, 1},
+		{0, 4, 2},
+		{0, 16, 8},
+		{3, 2, 3}, // what the operator asked for, even above the CPUs
+		{1, 64, 1},
+	}
+	for _, tc := range cases {
+		if got := ServerProcs(tc.configured, tc.available); got != tc.want {
+			t.Errorf("ServerProcs(%d, %d) = %d, want %d", tc.configured, tc.available, got, tc.want)
+		}
+	}
+}
