@@ -188,6 +188,9 @@ def main():
                extra=" (configurable-http-proxy had errors: its ratio is against a server that dropped requests)" if ch and ch["errors_all"] else "")
         if at and at["errors_all"]:
             verdicts.append(f"  proxy: Atrium had {at['errors_all']} errors: NOT MET")
+        ca, cn = (cpu_per_request("proxy", s) if s in wrk.get("proxy", {}) else None for s in ("atrium", "nginx"))
+        if ca and cn:
+            verdicts.append(f"  (for reference, no target: CPU per request, Atrium / nginx: {ca / cn:.2f}x; below 1 is cheaper)")
     at, di = valid("fastapi", "atrium"), valid("fastapi", "direct")
     if "fastapi" in med or "fastapi" in skips:
         target("fastapi req/s, through Atrium / direct", at["rps"] / di["rps"] if at and di else None, ">=", 0.95, extra=why("fastapi", ["atrium", "direct"]))
