@@ -167,7 +167,9 @@ var lastWrite atomic.Int64
 // start is the origin of the monotonic clock now reads.
 var start = time.Now()
 
-func now() int64 { return int64(time.Since(start)) }
+// now reads the monotonic clock DataVersion's reuse is timed by (a
+// variable so that tests can hold it still).
+var now = func() int64 { return int64(time.Since(start)) }
 
 // versionReuse is how long DataVersion reuses an answer when this process
 // wrote nothing since: every request asks, and each ask is a read

@@ -1,9 +1,11 @@
 package db_test
 
 import (
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -99,7 +101,7 @@ func TestDataVersion(t *testing.T) {
 		t.Fatal("a write by this DB did not change the version")
 	}
 	v0 = v
-	// Another opener's within the reuse window (a millisecond): poll.
+	// Another opener's within the reuse window (db.VersionReuse): poll.
 	if _, err := b.ExecContext(ctx, "INSERT INTO t (id) VALUES (2)"); err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +110,58 @@ func TestDataVersion(t *testing.T) {
 			t.Fatal("a write by another opener did not change the version")
 		}
 		runtime.Gosched()
+	}
+}
+
+// TestDataVersionReuse: while this process writes nothing, an answer is
+// reused for db.VersionReuse, so another process's commit is seen by calls
+// starting that long after it; this process's own writes are seen at once.
+// The clock is held still and moved by the test.
+func TestDataVersionReuse(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(1 << 62) // after every write other tests made on the real clock
+	t.Cleanup(db.SetClockForTest(clock.Load))
+	path := filepath.Join(t.TempDir(), "v.db")
+	migs := fstest.MapFS{"0001_t.sql": {Data: []byte("CREATE TABLE t (id BIGINT PRIMARY KEY);")}}
+	a := mustOpen(t, db.Config{SQLitePath: path, Schema: "test", Migrations: migs})
+	// Another process: the driver on the same file, not package db, so
+	// its commits are not this process's writes.
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	ctx := t.Context()
+	version := func() int64 {
+		t.Helper()
+		v, ok, err := a.DataVersion(ctx)
+		if err != nil || !ok {
+			t.Fatalf("DataVersion: %v %v", ok, err)
+		}
+		return v
+	}
+	clock.Add(1) // after the migrations' writes
+	v0 := version()
+	if _, err := other.ExecContext(ctx, "INSERT INTO t (id) VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(); v != v0 {
+		t.Fatalf("asked again at once after another process's commit (%d → %d): the answer is not reused", v0, v)
+	}
+	clock.Add(int64(db.VersionReuse) - 1)
+	if v := version(); v != v0 {
+		t.Fatalf("asked again within the reuse window (%d → %d)", v0, v)
+	}
+	clock.Add(1)
+	v1 := version()
+	if v1 == v0 {
+		t.Fatal("another process's commit is not seen once the reuse window is over")
+	}
+	if _, err := a.ExecContext(ctx, "INSERT INTO t (id) VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(); v == v1 {
+		t.Fatal("this process's own write is not seen at once")
 	}
 }
 
