@@ -252,7 +252,7 @@ func (f *front) conn(fc *fastConn) {
 	cfg := &f.s.cfg
 	// Reused for each request on the connection (see run).
 	req := new(h1.Request)
-	w := &rawWriter{bw: bw, header: make(http.Header, 4), ids: new([1]string)}
+	w := &rawWriter{bw: bw, conn: c, header: make(http.Header, 4), ids: new([1]string)}
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
 		if !f.setIdle(fc, true) {
@@ -328,7 +328,7 @@ func (f *front) run(rt *fastRoute, w *rawWriter, req *h1.Request) (served bool) 
 	// not keep its ResponseWriter past its return.
 	header, ids := w.header, w.ids
 	clear(header)
-	*w = rawWriter{bw: w.bw, method: req.Method, close: req.Close, closing: f.isClosing, header: header, ids: ids}
+	*w = rawWriter{bw: w.bw, conn: w.conn, method: req.Method, close: req.Close, closing: f.isClosing, header: header, ids: ids}
 	hid, _ := req.Header(RequestIDHeader)
 	id := requestIDFor(hid)
 	w.ids[0] = id
@@ -382,6 +382,7 @@ func (f *front) run(rt *fastRoute, w *rawWriter, req *h1.Request) (served bool) 
 // Content-Length, or chunked when the handler set none.
 type rawWriter struct {
 	bw          *bufio.Writer
+	conn        net.Conn // the client's, for RawGone
 	method      string
 	close       bool        // the client asked to close the connection
 	closing     func() bool // the server is shutting down
@@ -556,6 +557,12 @@ func (w *rawWriter) RawClose() bool {
 	}
 	return w.close
 }
+
+// RawGone reports whether the client has closed or reset its connection,
+// asked of the socket without reading from it (bytes it sent ahead, a
+// pipelined request, mean it is still there). It implements
+// proxy.ConnWriter.
+func (w *rawWriter) RawGone() bool { return peerGone(w.conn) }
 
 // RawDone records the response a handler wrote through RawConn.
 func (w *rawWriter) RawDone(status int, bodyBytes int64, keepAlive bool) {

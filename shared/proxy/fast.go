@@ -9,9 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -38,7 +40,23 @@ type ConnWriter interface {
 	// RawDone reports the response the proxy wrote: its status, body
 	// bytes, and whether the connection can carry another request.
 	RawDone(status int, bodyBytes int64, keepAlive bool)
+	// RawGone reports whether the client has closed or reset its
+	// connection, without reading from it.
+	RawGone() bool
 }
+
+// clientCheck is how long the fast path waits for a target's answer before
+// it looks whether the client is still there, and how often after that.
+// net/http's path learns of a departed client from a read it keeps running
+// on the client's connection, which cancels the request; the fast path
+// runs no such read (it would cost a wake-up per request), so it cuts a
+// slow target's wait into slices instead. A client that has gone ends the
+// exchange: the target sees its connection close, as on the other path.
+const clientCheck = time.Second
+
+// errClientGone ends an exchange whose client left while the target was
+// still working on the answer.
+var errClientGone = errors.New("proxy: the client closed its connection")
 
 // maxRawHead bounds a response head (the size of a target connection's
 // read buffer); a target sending a larger one gets a 502.
@@ -105,6 +123,42 @@ func (p *Proxy) ServeFast(w http.ResponseWriter, r *h1.Request, extra http.Heade
 func hasHeader(r *h1.Request, name string) bool {
 	_, ok := r.Header(name)
 	return ok
+}
+
+// statusClientClosed is what the request log says of a request whose
+// client left before the answer came (nginx's 499).
+const statusClientClosed = 499
+
+// awaitAnswer waits until the target's answer begins (its first byte is in
+// bc's buffer), looking every clientCheck whether the client has gone; it
+// then returns errClientGone. The deadline it sets is cleared before it
+// returns, so that copying a long body is not cut off.
+func awaitAnswer(ctx context.Context, cw ConnWriter, bc *backendConn) error {
+	if bc.br.Buffered() > 0 {
+		return nil
+	}
+	for {
+		// Setting a deadline may undo watch's (a deadline in the past:
+		// the server is shutting down), hence the checks of ctx after.
+		_ = bc.conn.SetReadDeadline(time.Now().Add(clientCheck))
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, err := bc.br.Peek(1)
+		if err == nil {
+			_ = bc.conn.SetReadDeadline(time.Time{})
+			if ctx.Err() != nil {
+				_ = bc.conn.SetDeadline(aLongTimeAgo) // watch's, kept
+			}
+			return nil
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil {
+			return err
+		}
+		if cw.RawGone() {
+			return errClientGone
+		}
+	}
 }
 
 // writeFastHead writes the request line and headers the target gets for
@@ -217,7 +271,13 @@ func (p *Proxy) exchangeRaw(ctx context.Context, cw ConnWriter, bw *bufio.Writer
 	// reading, so the read usually finds the answer instead of failing and
 	// parking on the poller (see httpx's front, which does the same).
 	runtime.Gosched()
-	if _, err := bc.br.Peek(1); err != nil {
+	if err := awaitAnswer(ctx, cw, bc); err != nil {
+		if errors.Is(err, errClientGone) {
+			stop()
+			cw.RawDone(statusClientClosed, 0, false)
+			bc.conn.Close()
+			return false, nil
+		}
 		return fail(fmt.Errorf("proxy: read response: %w", err), replay)
 	}
 	var h rawHead

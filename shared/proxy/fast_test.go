@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"reflect"
@@ -1053,4 +1054,44 @@ func FuzzScanResponseHead(f *testing.F) {
 			t.Fatalf("head %q: after it scanResponseHead keeps the connection=%v, net/http %v", head, !close, !res.Close)
 		}
 	})
+}
+
+// TestFastClientGone: a client that leaves while the app is still working
+// on its answer ends the proxy's wait on both paths, and the app sees its
+// connection close (net/http's path learns it from its background read,
+// the fast path by looking every clientCheck).
+func TestFastClientGone(t *testing.T) {
+	for _, withFast := range []bool{true, false} {
+		entered, gone := make(chan struct{}), make(chan struct{})
+		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			close(entered)
+			select {
+			case <-r.Context().Done():
+				close(gone)
+			case <-time.After(30 * time.Second):
+			}
+		}))
+		t.Cleanup(app.Close)
+		p, _ := stickyTo(t, target(t, "slow", app.URL), false)
+		f := startFront(t, p, nil, withFast)
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, "GET /content/abc/ HTTP/1.1\r\nHost: example\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s front: the request never reached the app", f.name)
+		}
+		c.Close()
+		select {
+		case <-gone:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s front: the app's connection stayed open after the client left", f.name)
+		}
+		f.expectServed(t, 1)
+	}
 }
