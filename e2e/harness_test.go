@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/atrium-suite/atrium/shared/testutil"
 )
 
 // repoRoot is the checkout this test runs in.
@@ -66,25 +68,8 @@ func TestMain(m *testing.M) {
 type suiteProc struct {
 	cmd    *exec.Cmd
 	urls   map[string]string // display name → URL
-	stderr *lockedBuffer
+	stderr *testutil.LockedBuffer
 	done   chan error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // freePortsConfig is an atrium.toml putting every product on a free port.
@@ -105,7 +90,7 @@ func startAtrium(t *testing.T, env []string, want []string, args ...string) *sui
 	t.Helper()
 	cmd := exec.Command(atriumBinary(t), args...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &suiteProc{cmd: cmd, urls: map[string]string{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &suiteProc{cmd: cmd, urls: map[string]string{}, stderr: &testutil.LockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

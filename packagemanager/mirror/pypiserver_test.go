@@ -3,7 +3,6 @@
 package mirror_test
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -15,12 +14,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/atrium-suite/atrium/packagemanager/mirror"
 	"github.com/atrium-suite/atrium/shared/storage"
+	"github.com/atrium-suite/atrium/shared/testutil"
 )
 
 // pypiserverVersion is pinned so the test exercises a known HTML dialect.
@@ -63,29 +62,11 @@ func buildWheel(t *testing.T, venv, name, dist string) {
 	}
 }
 
-// lockedBuffer collects a child's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type pypiserver struct {
 	url    string
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *lockedBuffer
+	log    *testutil.LockedBuffer
 }
 
 // stop kills the server and waits for it to exit.
@@ -109,7 +90,7 @@ func startPypiserver(t *testing.T, venv, packages string) *pypiserver {
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
 
-		p := &pypiserver{url: "http://127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{}), log: &lockedBuffer{}}
+		p := &pypiserver{url: "http://127.0.0.1:" + strconv.Itoa(port), exited: make(chan struct{}), log: &testutil.LockedBuffer{}}
 		// --disable-fallback: unknown projects must 404 instead of
 		// redirecting to a public index.
 		p.cmd = exec.Command(filepath.Join(venv, "bin", "pypi-server"), "run",

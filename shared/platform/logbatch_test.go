@@ -1,37 +1,17 @@
 package platform_test
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/platform"
+	"github.com/atrium-suite/atrium/shared/testutil"
 )
 
-// lockedBuffer is what the logger writes to; the batch timer writes from
-// another goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestServerLoggerBatches(t *testing.T) {
-	var out lockedBuffer
+	var out testutil.LockedBuffer
 	log, flush := platform.NewServerLogger(config.Shared{LogLevel: "info"}, &out)
 
 	log.Info("request", "n", 1)
