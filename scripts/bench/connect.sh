@@ -460,7 +460,7 @@ for j in json.load(sys.stdin):
 		printf 'skip\tflask\t%s\n' "$why" >>"$raw"
 	fi
 	versions+=(
-		"connect: $("$atrium" version 2>/dev/null | head -n1), $("$clients/bin/rsconnect" version 2>/dev/null | head -n1 || echo rsconnect), uv $("$tools/bin/uv" --version | awk '{print $2}')"
+		"connect: $("$atrium" version 2>/dev/null | head -n1), $("$clients/bin/rsconnect" version 2>/dev/null | head -n1 || echo rsconnect), uv $("$tools/bin/uv" --version | awk '{print $2}'), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //') (fastapi reference)"
 		"app servers: $(for e in "$data"/connect/envs/*/; do "$e/bin/python" "$here/connect_versions.py" fastapi uvicorn flask gunicorn; done 2>/dev/null | sort -u | paste -sd';' | sed 's/;/; /g')"
 	)
 fi
