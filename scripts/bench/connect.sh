@@ -25,7 +25,9 @@
 #
 # wrk runs -c$BENCH_WRK_CONNECTIONS (250) -t2 for $BENCH_WRK_DURATION (5s)
 # per sample after a 1s warm-up; the servers of a section take turns,
-# BENCH_ROUNDS (3) times, and the report takes the median round. Where two
+# BENCH_ROUNDS (5) times; the table shows each server's median round, and
+# a target ratio is the median of the rounds' ratios (each round compares
+# the servers under the same machine conditions). Where two
 # processes are compared with Atrium, both sides are driven by two wrk
 # (-t1, half the connections each): one per process for "direct", both at
 # Atrium for "through Atrium".
@@ -45,7 +47,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here=$root/scripts/bench
 cache=${ATRIUM_CACHE:-$HOME/.cache/atrium}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 WRK_DURATION=${BENCH_WRK_DURATION:-5s}
 WRK_CONNECTIONS=${BENCH_WRK_CONNECTIONS:-250}
 FLASK_PROCS=${BENCH_FLASK_PROCS:-4}
