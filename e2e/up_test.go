@@ -122,28 +122,34 @@ func TestServeOneProduct(t *testing.T) {
 // GODEBUG in before the runtime starts), and an operator's own GODEBUG
 // schedtrace, GOMAXPROCS or shared.procs wins.
 func TestServerRuntime(t *testing.T) {
-	auto := platform.ServerProcs(0, runtime.GOMAXPROCS(0))
-	if v := os.Getenv("GOMAXPROCS"); v != "" {
-		auto, _ = strconv.Atoi(v)
+	auto := func(proxies bool) int {
+		if v := os.Getenv("GOMAXPROCS"); v != "" {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+		return platform.ServerProcs(0, runtime.GOMAXPROCS(0), proxies)
 	}
 	cases := []struct {
 		name        string
+		product     string // served alone
 		env         []string
 		wantGODEBUG string
 		wantProcs   int
 	}{
-		{"defaults", []string{"GODEBUG=panicnil=0"}, "GODEBUG=panicnil=0," + platform.MonitorGODEBUG, auto},
-		{"opted out", []string{"GODEBUG=schedtrace=0"}, "GODEBUG=schedtrace=0", auto},
-		{"procs from the config", []string{"ATRIUM_SHARED_PROCS=3"}, "GODEBUG=" + platform.MonitorGODEBUG, 3},
-		{"GOMAXPROCS wins", []string{"ATRIUM_SHARED_PROCS=3", "GOMAXPROCS=2"}, "GODEBUG=" + platform.MonitorGODEBUG, 2},
+		{"defaults", "connect", []string{"GODEBUG=panicnil=0"}, "GODEBUG=panicnil=0," + platform.MonitorGODEBUG, auto(true)},
+		{"Package Manager alone", "packagemanager", nil, "GODEBUG=" + platform.MonitorGODEBUG, auto(false)},
+		{"opted out", "connect", []string{"GODEBUG=schedtrace=0"}, "GODEBUG=schedtrace=0", auto(true)},
+		{"procs from the config", "connect", []string{"ATRIUM_SHARED_PROCS=3"}, "GODEBUG=" + platform.MonitorGODEBUG, 3},
+		{"GOMAXPROCS wins", "connect", []string{"ATRIUM_SHARED_PROCS=3", "GOMAXPROCS=2"}, "GODEBUG=" + platform.MonitorGODEBUG, 2},
 	}
+	display := map[string]string{"connect": "Connect", "packagemanager": "Package Manager"}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env := append([]string{"ATRIUM_CONNECT_LISTEN=127.0.0.1:0"}, tc.env...)
+			env := append([]string{"ATRIUM_" + strings.ToUpper(tc.product) + "_LISTEN=127.0.0.1:0"}, tc.env...)
 			if !strings.Contains(strings.Join(tc.env, " "), "GODEBUG=") {
 				env = append(env, "GODEBUG=") // the test's own GODEBUG, if any, is not the case's
 			}
-			p := startAtrium(t, env, []string{"Connect"}, "serve", "connect", "--data-dir", t.TempDir())
+			p := startAtrium(t, env, []string{display[tc.product]}, "serve", tc.product, "--data-dir", t.TempDir())
 			environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.cmd.Process.Pid))
 			if err != nil {
 				t.Fatal(err)
@@ -157,7 +163,7 @@ func TestServerRuntime(t *testing.T) {
 			if len(godebug) != 1 || godebug[0] != tc.wantGODEBUG {
 				t.Errorf("the server runs with %q, want [%q]", godebug, tc.wantGODEBUG)
 			}
-			_, metrics := get(t, p.urls["Connect"]+"/metrics", "")
+			_, metrics := get(t, p.urls[display[tc.product]]+"/metrics", "")
 			if want := fmt.Sprintf("\ngo_sched_gomaxprocs_threads %d\n", tc.wantProcs); !strings.Contains(metrics, want) {
 				t.Errorf("/metrics has no %q", strings.TrimSpace(want))
 			}

@@ -94,7 +94,7 @@ port, and print their URLs. Stops gracefully on SIGTERM or Ctrl-C.`,
 			if err != nil {
 				return err
 			}
-			procs := platform.SetServerProcs(cfg.Shared.Procs)
+			procs := platform.SetServerProcs(cfg.Shared.Procs, true)
 			log, flush := platform.NewServerLogger(cfg.Shared, stderr)
 			defer flush()
 			slog.SetDefault(log) // libraries that log to the default logger (zitadel/oidc) join ours
@@ -120,7 +120,9 @@ func newServe(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			procs := platform.SetServerProcs(cfg.Shared.Procs)
+			// Connect and Workbench proxy to apps and sessions.
+			proxies := args[0] == config.Connect || args[0] == config.Workbench
+			procs := platform.SetServerProcs(cfg.Shared.Procs, proxies)
 			log, flush := platform.NewServerLogger(cfg.Shared, stderr)
 			defer flush()
 			slog.SetDefault(log)

@@ -60,18 +60,25 @@ func TestIsServerCommand(t *testing.T) {
 }
 
 func TestServerProcs(t *testing.T) {
-	cases := []struct{ configured, available, want int }{
-		{0, 1, 1},
-		{0, 2, 1},
-		{0, 3, 1},
-		{0, 4, 2},
-		{0, 16, 8},
-		{3, 2, 3}, // what the operator asked for, even above the CPUs
-		{1, 64, 1},
+	cases := []struct {
+		configured, available int
+		proxies               bool
+		want                  int
+	}{
+		{0, 1, true, 1},
+		{0, 2, true, 1},
+		{0, 3, true, 1},
+		{0, 4, true, 2},
+		{0, 16, true, 8},
+		{0, 1, false, 1},
+		{0, 2, false, 2},
+		{0, 16, false, 16},
+		{3, 2, true, 3}, // what the operator asked for, even above the CPUs
+		{1, 64, false, 1},
 	}
 	for _, tc := range cases {
-		if got := ServerProcs(tc.configured, tc.available); got != tc.want {
-			t.Errorf("ServerProcs(%d, %d) = %d, want %d", tc.configured, tc.available, got, tc.want)
+		if got := ServerProcs(tc.configured, tc.available, tc.proxies); got != tc.want {
+			t.Errorf("ServerProcs(%d, %d, %v) = %d, want %d", tc.configured, tc.available, tc.proxies, got, tc.want)
 		}
 	}
 }

@@ -43,7 +43,7 @@ func main() {
 			log.Printf("proxyfront: running without %s: %v", platform.MonitorGODEBUG, err)
 		}
 	}
-	platform.SetServerProcs(0)
+	platform.SetServerProcs(0, true)
 	if err := profiled(*cpuprofile, func() error { return run(*addr, *backend, *guid) }); err != nil {
 		log.Fatalf("proxyfront: %v", err)
 	}
