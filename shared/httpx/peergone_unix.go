@@ -9,9 +9,10 @@ import (
 )
 
 // peerGone peeks at c's socket without waiting: end of stream or an error
-// other than "nothing yet" means the peer has closed or reset it. A
-// connection whose read deadline has passed, or that is not a socket,
-// reports false: the caller then waits as it would have anyway.
+// other than "nothing yet" means the peer has closed or reset it. Control,
+// not Read: the peek must work whatever c's read deadline (a request may
+// outlast the idle timeout). A connection that is not a socket reports
+// false: the caller then waits as it would have anyway.
 func peerGone(c net.Conn) bool {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -23,7 +24,7 @@ func peerGone(c net.Conn) bool {
 	}
 	gone := false
 	var b [1]byte
-	_ = rc.Read(func(fd uintptr) bool {
+	_ = rc.Control(func(fd uintptr) {
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case err == nil:
@@ -32,7 +33,6 @@ func peerGone(c net.Conn) bool {
 		default:
 			gone = true
 		}
-		return true // never wait for the socket to become readable
 	})
 	return gone
 }

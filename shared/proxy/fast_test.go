@@ -52,9 +52,13 @@ type testFront struct {
 // fast path when withFast is set. extra is what ServeFast gets; the engine
 // route applies the same change to the request headers itself, as
 // Connect's net/http route does with its credentials header.
-func startFront(t testing.TB, p *Proxy, extra http.Header, withFast bool) *testFront {
+func startFront(t testing.TB, p *Proxy, extra http.Header, withFast bool, opts ...func(*httpx.Config)) *testFront {
 	t.Helper()
-	srv, err := httpx.New(httpx.Config{Name: "test", Addr: "127.0.0.1:0", ShutdownTimeout: 2 * time.Second})
+	cfg := httpx.Config{Name: "test", Addr: "127.0.0.1:0", ShutdownTimeout: 2 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := httpx.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1059,8 +1063,12 @@ func FuzzScanResponseHead(f *testing.F) {
 // TestFastClientGone: a client that leaves while the app is still working
 // on its answer ends the proxy's wait on both paths, and the app sees its
 // connection close (net/http's path learns it from its background read,
-// the fast path by looking every clientCheck).
+// the fast path by looking every clientCheck) — also when the request has
+// outlasted the server's idle timeout, whose read deadline on the client
+// connection has then passed.
 func TestFastClientGone(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	shortIdle := func(c *httpx.Config) { c.IdleTimeout = idle }
 	for _, withFast := range []bool{true, false} {
 		entered, gone := make(chan struct{}), make(chan struct{})
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -1073,7 +1081,7 @@ func TestFastClientGone(t *testing.T) {
 		}))
 		t.Cleanup(app.Close)
 		p, _ := stickyTo(t, target(t, "slow", app.URL), false)
-		f := startFront(t, p, nil, withFast)
+		f := startFront(t, p, nil, withFast, shortIdle)
 		c, err := net.Dial("tcp", f.addr)
 		if err != nil {
 			t.Fatal(err)
@@ -1086,6 +1094,9 @@ func TestFastClientGone(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s front: the request never reached the app", f.name)
 		}
+		// Not a wait for an event: the scenario is a request that runs
+		// past the idle timeout before its client leaves.
+		<-time.After(2 * idle)
 		c.Close()
 		select {
 		case <-gone:
