@@ -14,8 +14,9 @@ import (
 //   - With as many Ps (GOMAXPROCS) as CPUs, every goroutine the network
 //     poller wakes while a P is idle starts another thread spinning to look
 //     for work; under load that is a futex wake and a context switch per
-//     request or more, and 2 Ps cost about twice the CPU per proxied request
-//     of 1 P on 2 CPUs. ServerProcs picks fewer Ps than CPUs.
+//     request or more: behind a FastAPI app 2 Ps cost 1.6 times the CPU
+//     per proxied request of 1 P on 2 CPUs. ServerProcs picks fewer Ps
+//     than CPUs for a process that proxies.
 //   - The runtime's monitor thread (sysmon) goes into a deep sleep whenever
 //     every P is idle, and the next system call wakes it, after which it
 //     polls every 20 µs for a while. A server that idles between requests
