@@ -2,6 +2,7 @@ package platform
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -81,4 +82,42 @@ func TestServerProcs(t *testing.T) {
 			t.Errorf("ServerProcs(%d, %d, %v) = %d, want %d", tc.configured, tc.available, tc.proxies, got, tc.want)
 		}
 	}
+}
+
+// FuzzServerEnviron: for any environment, ServerEnviron leaves its argument
+// alone, and what it returns runs with a schedtrace setting in its last
+// GODEBUG — the operator's, kept as it was, or Atrium's added to theirs.
+func FuzzServerEnviron(f *testing.F) {
+	for _, s := range []string{"", "A=1", "GODEBUG=", "GODEBUG=schedtrace=0", "GODEBUG=x=1,y=2", "GODEBUG=a\nGODEBUG=schedtrace=5"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, env string) {
+		in := strings.Split(env, "\n")
+		orig := slices.Clone(in)
+		out, again := ServerEnviron(in)
+		if !slices.Equal(in, orig) {
+			t.Fatalf("argument changed: %q → %q", orig, in)
+		}
+		last := ""
+		for _, kv := range out {
+			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+				last = v
+			}
+		}
+		has := false
+		for _, s := range strings.Split(last, ",") {
+			if name, _, _ := strings.Cut(s, "="); strings.TrimSpace(name) == "schedtrace" {
+				has = true
+			}
+		}
+		if !has {
+			t.Fatalf("ServerEnviron(%q) = %q: no schedtrace in the GODEBUG the runtime reads", in, out)
+		}
+		if !again && !slices.Equal(out, in) {
+			t.Fatalf("ServerEnviron(%q) changed the environment but said no exec is needed: %q", in, out)
+		}
+		if again && (len(out) < len(in) || len(out) > len(in)+1) {
+			t.Fatalf("ServerEnviron(%q) = %q: settings lost or more than one added", in, out)
+		}
+	})
 }
