@@ -382,7 +382,7 @@ func (f *front) run(rt *fastRoute, w *rawWriter, req *h1.Request) (served bool) 
 // Content-Length, or chunked when the handler set none.
 type rawWriter struct {
 	bw          *bufio.Writer
-	conn        net.Conn // the client's, for RawGone
+	conn        net.Conn // the client's, for ClientConn
 	method      string
 	close       bool        // the client asked to close the connection
 	closing     func() bool // the server is shutting down
@@ -558,11 +558,9 @@ func (w *rawWriter) RawClose() bool {
 	return w.close
 }
 
-// RawGone reports whether the client has closed or reset its connection,
-// asked of the socket without reading from it (bytes it sent ahead, a
-// pipelined request, mean it is still there). It implements
-// proxy.ConnWriter.
-func (w *rawWriter) RawGone() bool { return peerGone(w.conn) }
+// ClientConn is the client's connection, for a handler to look at whether
+// the client is still there. It implements proxy.ConnWriter.
+func (w *rawWriter) ClientConn() net.Conn { return w.conn }
 
 // RawDone records the response a handler wrote through RawConn.
 func (w *rawWriter) RawDone(status int, bodyBytes int64, keepAlive bool) {

@@ -4,5 +4,6 @@ package proxy
 
 import "net"
 
-// stillOpen cannot peek here; a closed connection shows when it is used.
-func stillOpen(net.Conn) bool { return true }
+// peek cannot look at a socket here: a closed connection shows when it is
+// used, and a departed client when the answer is written.
+func peek(net.Conn) peekResult { return peekUnknown }

@@ -3,28 +3,36 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"syscall"
 )
 
-// stillOpen reports whether an idle connection is still usable: nothing to
-// read yet (EAGAIN), rather than end of file (the target closed it) or
-// unexpected bytes. It peeks without blocking and without consuming.
-func stillOpen(c net.Conn) bool {
+// peek looks at c's socket without waiting and without consuming: through
+// RawConn.Control, so it works whatever c's read deadline.
+func peek(c net.Conn) peekResult {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return true
+		return peekUnknown
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return peekClosed
 	}
-	open := false
+	res := peekClosed
 	var buf [1]byte
-	err = raw.Read(func(fd uintptr) bool {
-		_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		open = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
-		return true // never wait for readability
+	err = raw.Control(func(fd uintptr) {
+		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case rerr == nil && n > 0:
+			res = peekData
+		case rerr == nil: // end of stream
+		case errors.Is(rerr, syscall.EAGAIN), errors.Is(rerr, syscall.EWOULDBLOCK), errors.Is(rerr, syscall.EINTR):
+			res = peekNothing
+		}
 	})
-	return err == nil && open
+	if err != nil {
+		return peekClosed
+	}
+	return res
 }

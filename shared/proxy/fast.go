@@ -40,9 +40,10 @@ type ConnWriter interface {
 	// RawDone reports the response the proxy wrote: its status, body
 	// bytes, and whether the connection can carry another request.
 	RawDone(status int, bodyBytes int64, keepAlive bool)
-	// RawGone reports whether the client has closed or reset its
-	// connection, without reading from it.
-	RawGone() bool
+	// ClientConn is the client's connection, for the proxy to look at
+	// whether the client is still there while an answer is slow (peek);
+	// it never reads from it or writes to it.
+	ClientConn() net.Conn
 }
 
 // clientCheck is how long the fast path waits for a target's answer before
@@ -155,7 +156,7 @@ func awaitAnswer(ctx context.Context, cw ConnWriter, bc *backendConn) error {
 		if !errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil {
 			return err
 		}
-		if cw.RawGone() {
+		if clientGone(cw.ClientConn()) {
 			return errClientGone
 		}
 	}
