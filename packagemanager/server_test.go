@@ -93,10 +93,19 @@ func startServer(t *testing.T) (*packagemanager.Server, string) {
 
 func get(t *testing.T, u, accept string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", u, nil)
+	h := http.Header{}
 	if accept != "" {
-		req.Header.Set("Accept", accept)
+		h.Set("Accept", accept)
 	}
+	return request(t, "GET", u, h)
+}
+
+// request sends one request with header h, redirects not followed, and
+// returns the response with its body read.
+func request(t *testing.T, method, u string, h http.Header) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, nil)
+	req.Header = h
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
@@ -193,18 +202,11 @@ func TestSimpleFastPath(t *testing.T) {
 	srv, base := startServer(t)
 	fetch := func(method, path, accept, inm string) (*http.Response, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, nil)
-		req.Header.Set("Accept", accept)
+		h := http.Header{"Accept": {accept}}
 		if inm != "" {
-			req.Header.Set("If-None-Match", inm)
+			h.Set("If-None-Match", inm)
 		}
-		resp, err := http.DefaultTransport.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, string(b)
+		return request(t, method, base+path, h)
 	}
 	for _, tc := range []struct{ path, accept string }{
 		{"/pypi/latest/simple/", "text/html"},

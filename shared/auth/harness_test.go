@@ -3,7 +3,6 @@ package auth_test
 import (
 	"github.com/atrium-suite/atrium/shared/testutil"
 
-	"bytes"
 	"context"
 	"io"
 	"io/fs"
@@ -13,7 +12,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
@@ -58,26 +56,8 @@ type product struct {
 	a      *auth.Auth
 	db     *db.DB
 	url    string
-	things atomic.Int32 // POST /api/things that got through
-	logs   *logBuffer
-}
-
-// logBuffer collects what auth logs, so tests can check why it refused.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+	things atomic.Int32           // POST /api/things that got through
+	logs   *testutil.LockedBuffer // what auth logs, so tests can check why it refused
 }
 
 type productOpts struct {
@@ -100,7 +80,7 @@ func (s *suite) start(t *testing.T, open opener, o productOpts) *product {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &product{suite: s, db: open(t, fstest.MapFS{}), url: "http://" + srv.Addr().String(), logs: &logBuffer{}}
+	p := &product{suite: s, db: open(t, fstest.MapFS{}), url: "http://" + srv.Addr().String(), logs: &testutil.LockedBuffer{}}
 	publicURL := p.url
 	if o.publicURL != "" {
 		publicURL = o.publicURL

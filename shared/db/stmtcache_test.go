@@ -79,15 +79,8 @@ func TestDataVersion(t *testing.T) {
 	migs := fstest.MapFS{"0001_t.sql": {Data: []byte("CREATE TABLE t (id BIGINT PRIMARY KEY);")}}
 	a := mustOpen(t, db.Config{SQLitePath: path, Schema: "test", Migrations: migs})
 	b := mustOpen(t, db.Config{SQLitePath: path, Schema: "test", Migrations: migs}) // as another process would
+	version := func() int64 { t.Helper(); return dataVersion(t, a) }
 	ctx := t.Context()
-	version := func() int64 {
-		t.Helper()
-		v, ok, err := a.DataVersion(ctx)
-		if err != nil || !ok {
-			t.Fatalf("DataVersion: %v %v", ok, err)
-		}
-		return v
-	}
 	v0 := version()
 	if v := version(); v != v0 {
 		t.Fatalf("version moved without a write: %d → %d", v0, v)
@@ -113,6 +106,17 @@ func TestDataVersion(t *testing.T) {
 	}
 }
 
+// dataVersion is d.DataVersion, failing the test on an error or "no such
+// signal".
+func dataVersion(t *testing.T, d *db.DB) int64 {
+	t.Helper()
+	v, ok, err := d.DataVersion(t.Context())
+	if err != nil || !ok {
+		t.Fatalf("DataVersion: %v %v", ok, err)
+	}
+	return v
+}
+
 // TestDataVersionReuse: while this process writes nothing, an answer is
 // reused for db.VersionReuse, so another process's commit is seen by calls
 // starting that long after it; this process's own writes are seen at once.
@@ -132,14 +136,7 @@ func TestDataVersionReuse(t *testing.T) {
 	}
 	t.Cleanup(func() { other.Close() })
 	ctx := t.Context()
-	version := func() int64 {
-		t.Helper()
-		v, ok, err := a.DataVersion(ctx)
-		if err != nil || !ok {
-			t.Fatalf("DataVersion: %v %v", ok, err)
-		}
-		return v
-	}
+	version := func() int64 { t.Helper(); return dataVersion(t, a) }
 	clock.Add(1) // after the migrations' writes
 	v0 := version()
 	if _, err := other.ExecContext(ctx, "INSERT INTO t (id) VALUES (1)"); err != nil {

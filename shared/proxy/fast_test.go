@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"reflect"
@@ -1070,17 +1069,8 @@ func TestFastClientGone(t *testing.T) {
 	const idle = 200 * time.Millisecond
 	shortIdle := func(c *httpx.Config) { c.IdleTimeout = idle }
 	for _, withFast := range []bool{true, false} {
-		entered, gone := make(chan struct{}), make(chan struct{})
-		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			close(entered)
-			select {
-			case <-r.Context().Done():
-				close(gone)
-			case <-time.After(30 * time.Second):
-			}
-		}))
-		t.Cleanup(app.Close)
-		p, _ := stickyTo(t, target(t, "slow", app.URL), false)
+		app := startSlowApp(t)
+		p, _ := stickyTo(t, target(t, "slow", app.url), false)
 		f := startFront(t, p, nil, withFast, shortIdle)
 		c, err := net.Dial("tcp", f.addr)
 		if err != nil {
@@ -1089,20 +1079,12 @@ func TestFastClientGone(t *testing.T) {
 		if _, err := io.WriteString(c, "GET /content/abc/ HTTP/1.1\r\nHost: example\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case <-entered:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s front: the request never reached the app", f.name)
-		}
+		app.waitEntered(t, f.name+" front: ")
 		// Not a wait for an event: the scenario is a request that runs
 		// past the idle timeout before its client leaves.
 		<-time.After(2 * idle)
 		c.Close()
-		select {
-		case <-gone:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s front: the app's connection stayed open after the client left", f.name)
-		}
+		app.waitGone(t, f.name+" front: ")
 		f.expectServed(t, 1)
 	}
 }

@@ -201,18 +201,8 @@ func TestDirectResponseFraming(t *testing.T) {
 // TestDirectClientGone: a client that gives up while the target is still
 // working ends the proxy's wait, and the target sees its connection close.
 func TestDirectClientGone(t *testing.T) {
-	entered := make(chan struct{})
-	gone := make(chan struct{})
-	backendSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(entered)
-		select {
-		case <-r.Context().Done():
-			close(gone)
-		case <-time.After(30 * time.Second):
-		}
-	}))
-	t.Cleanup(backendSrv.Close)
-	s := serve(t, Config{Prefix: "/app/", Balancer: fixed(target(t, "slow", backendSrv.URL))})
+	app := startSlowApp(t)
+	s := serve(t, Config{Prefix: "/app/", Balancer: fixed(target(t, "slow", app.url))})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -223,19 +213,52 @@ func TestDirectClientGone(t *testing.T) {
 		}
 		done <- err
 	}()
-	select {
-	case <-entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the request never reached the target")
-	}
+	app.waitEntered(t, "")
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client got %v, want its cancellation", err)
 	}
+	app.waitGone(t, "")
+}
+
+// slowApp answers nothing until its client goes away, and tells when a
+// request came in and when the request's connection closed.
+type slowApp struct {
+	url           string
+	entered, gone chan struct{}
+}
+
+func startSlowApp(t *testing.T) *slowApp {
+	t.Helper()
+	a := &slowApp{entered: make(chan struct{}), gone: make(chan struct{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(a.entered)
+		select {
+		case <-r.Context().Done():
+			close(a.gone)
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	t.Cleanup(srv.Close)
+	a.url = srv.URL
+	return a
+}
+
+func (a *slowApp) waitEntered(t *testing.T, who string) {
+	t.Helper()
 	select {
-	case <-gone:
+	case <-a.entered:
 	case <-time.After(10 * time.Second):
-		t.Fatal("the target's connection stayed open after the client left")
+		t.Fatalf("%sthe request never reached the app", who)
+	}
+}
+
+func (a *slowApp) waitGone(t *testing.T, who string) {
+	t.Helper()
+	select {
+	case <-a.gone:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%sthe app's connection stayed open after the client left", who)
 	}
 }
 
