@@ -23,6 +23,7 @@ import (
 	"github.com/atrium-suite/atrium/connect/bundle"
 	"github.com/atrium-suite/atrium/shared/db"
 	"github.com/atrium-suite/atrium/shared/httpx"
+	"github.com/atrium-suite/atrium/shared/platform"
 )
 
 // Job is one process Connect ran for a content item (Posit Connect's
@@ -172,17 +173,67 @@ func (s *store) finishHostJobs(ctx context.Context, hostname string) error {
 // <the line>" (the launcher splits output into lines, so a line holds no
 // newline). Plain text keeps the write cheap: an app's access log is a
 // line per request. It is written by the launcher's single output
-// goroutine.
+// goroutine, in batches (platform.BatchWriter): an app that logs a line per
+// request would otherwise cost a file write per request.
 type jobLog struct {
-	s      *Server
-	key    string
-	path   string
-	mu     sync.Mutex
-	f      *os.File
-	size   int64
-	buf    []byte      // lines not yet written
-	timer  *time.Timer // armed while buf holds lines
-	closed bool
+	s    *Server
+	key  string
+	file *jobFile
+	out  *platform.BatchWriter // in front of file
+	mu   sync.Mutex
+	line []byte // the line being formatted
+}
+
+// newJobLog opens key's log file. A file that cannot be opened is logged
+// and the job's output dropped: the job runs anyway.
+func (s *Server) newJobLog(key string) *jobLog {
+	file := &jobFile{path: s.jobLogPath(key), max: jobLogMax}
+	f, err := os.OpenFile(file.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		s.Log.Warn("job log", "job", key, "err", err)
+	}
+	file.f = f
+	return &jobLog{s: s, key: key, file: file, out: platform.NewBatchWriter(file)}
+}
+
+// jobFile is where a job log's batches go: the file, renamed to path.1 and
+// started again when a batch would take it past max.
+type jobFile struct {
+	path string
+	max  int64
+	mu   sync.Mutex // Write (from the batch writer) against Close
+	f    *os.File   // nil once closed or when it could not be opened
+	size int64
+}
+
+func (j *jobFile) Write(b []byte) (int, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return len(b), nil
+	}
+	if j.size > 0 && j.size+int64(len(b)) > j.max {
+		j.f.Close()
+		os.Rename(j.path, j.path+".1")
+		f, err := os.OpenFile(j.path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+		j.f, j.size = f, 0
+		if err != nil {
+			j.f = nil
+			return len(b), nil
+		}
+	}
+	n, err := j.f.Write(b)
+	j.size += int64(n)
+	return n, err
+}
+
+func (j *jobFile) Close() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f != nil {
+		j.f.Close()
+		j.f = nil
+	}
 }
 
 // logLine is one line of a job's output.
@@ -204,12 +255,7 @@ func (s *Server) jobStarting(ctx context.Context, guid string, bundleID int64, t
 	if _, err := s.st.createJob(ctx, Job{Key: key, ContentGUID: guid, BundleID: bundleID, Tag: tag, Hostname: s.hostname, RunAs: runAs, StartTime: s.st.now()}); err != nil {
 		return nil, err
 	}
-	jl := &jobLog{s: s, key: key, path: s.jobLogPath(key)}
-	f, err := os.OpenFile(jl.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		s.Log.Warn("job log", "job", key, "err", err)
-	}
-	jl.f = f
+	jl := s.newJobLog(key)
 	s.liveLogs.Store(key, jl)
 	// Old jobs go as new ones come.
 	if old, err := s.st.pruneJobs(ctx, guid); err != nil {
@@ -235,75 +281,26 @@ func (jl *jobLog) failed() {
 	jl.close()
 }
 
-// Write adds a line to the job's log. Lines are written to the file in
-// batches, at most jobLogDelay after they came: an app that logs a line
-// per request would otherwise cost a file write per request.
+// Write adds a line to the job's log.
 func (jl *jobLog) Write(p []byte) (int, error) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	b := strconv.AppendInt(jl.buf, time.Now().UnixMilli(), 10)
+	b := strconv.AppendInt(jl.line[:0], time.Now().UnixMilli(), 10)
 	b = append(b, '\t')
 	b = append(b, bytes.TrimRight(p, "\r\n")...)
 	b = append(b, '\n')
-	jl.buf = b
-	if len(b) >= jobLogBatch {
-		jl.flushLocked()
-	} else if jl.timer == nil && !jl.closed {
-		jl.timer = time.AfterFunc(jobLogDelay, jl.flush)
-	}
+	jl.line = b
+	_, _ = jl.out.Write(b)
 	return len(p), nil
 }
 
-const (
-	jobLogDelay = 100 * time.Millisecond
-	jobLogBatch = 32 << 10
-)
-
-func (jl *jobLog) flush() {
-	jl.mu.Lock()
-	defer jl.mu.Unlock()
-	jl.flushLocked()
-}
-
-// flushLocked writes the gathered lines, rotating the file first when
-// they would take it past jobLogMax.
-func (jl *jobLog) flushLocked() {
-	if jl.timer != nil {
-		jl.timer.Stop()
-		jl.timer = nil
-	}
-	b := jl.buf
-	jl.buf = b[:0]
-	if cap(b) > 4*jobLogBatch {
-		jl.buf = nil
-	}
-	if jl.f == nil || len(b) == 0 {
-		return
-	}
-	if jl.size > 0 && jl.size+int64(len(b)) > jobLogMax {
-		jl.f.Close()
-		os.Rename(jl.path, jl.path+".1")
-		f, err := os.OpenFile(jl.path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-		jl.f, jl.size = f, 0
-		if err != nil {
-			jl.f = nil
-			return
-		}
-	}
-	n, _ := jl.f.Write(b)
-	jl.size += int64(n)
-}
+// flush writes the gathered lines (before the log is read).
+func (jl *jobLog) flush() { jl.out.Flush() }
 
 func (jl *jobLog) close() {
 	jl.s.liveLogs.Delete(jl.key)
-	jl.mu.Lock()
-	defer jl.mu.Unlock()
-	jl.flushLocked()
-	jl.closed = true
-	if jl.f != nil {
-		jl.f.Close()
-		jl.f = nil
-	}
+	jl.out.Close()
+	jl.file.Close()
 }
 
 // jobEnded records a job's end; code -1 means no exit status (it did not

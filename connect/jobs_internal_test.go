@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,15 +166,13 @@ func TestRuntimeSettingsAPI(t *testing.T) {
 // once, and closing the log writes what is left.
 func TestJobLogBatches(t *testing.T) {
 	s := &Server{jobsDir: t.TempDir()}
-	jl := &jobLog{s: s, key: "k", path: s.jobLogPath("k")}
-	f, err := os.OpenFile(jl.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		t.Fatal(err)
+	jl := s.newJobLog("k")
+	if jl.file.f == nil {
+		t.Fatal("the log file was not opened")
 	}
-	jl.f = f
 	s.liveLogs.Store("k", jl)
 	onDisk := func() string {
-		b, _ := os.ReadFile(jl.path)
+		b, _ := os.ReadFile(jl.file.path)
 		return string(b)
 	}
 
@@ -199,5 +198,31 @@ func TestJobLogBatches(t *testing.T) {
 	}
 	if _, ok := s.liveLogs.Load("k"); ok {
 		t.Error("a closed log is still listed as live")
+	}
+}
+
+// TestJobFileRotates: a batch that would take the file past its maximum
+// moves the file to .1 (replacing an older .1) and starts a new one, so a
+// chatty app's output stays under twice the maximum.
+func TestJobFileRotates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.log")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &jobFile{path: path, max: 10, f: f}
+	for _, b := range []string{"aaaa\n", "bbbb\n", "cccc\n", "dddd\n", "eeeeeeeeeeee\n"} {
+		if _, err := j.Write([]byte(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Close()
+	if _, err := j.Write([]byte("after close\n")); err != nil {
+		t.Errorf("a write after close failed: %v", err)
+	}
+	for file, want := range map[string]string{path + ".1": "cccc\ndddd\n", path: "eeeeeeeeeeee\n"} {
+		if b, _ := os.ReadFile(file); string(b) != want {
+			t.Errorf("%s = %q, want %q", filepath.Base(file), b, want)
+		}
 	}
 }

@@ -45,3 +45,22 @@ func TestServerLoggerBatches(t *testing.T) {
 		t.Errorf("flush did not write the last line: %q", out.String())
 	}
 }
+
+// TestBatchWriterClose: Close writes what has gathered, and a write after
+// it is passed on at once (a job's last output, after its log is closed).
+func TestBatchWriterClose(t *testing.T) {
+	var out testutil.LockedBuffer
+	bw := platform.NewBatchWriter(&out)
+	bw.Write([]byte("one\n"))
+	if out.String() != "" {
+		t.Fatalf("written before a flush: %q", out.String())
+	}
+	bw.Close()
+	if out.String() != "one\n" {
+		t.Fatalf("after Close: %q", out.String())
+	}
+	bw.Write([]byte("two\n"))
+	if out.String() != "one\ntwo\n" {
+		t.Fatalf("a write after Close was held: %q", out.String())
+	}
+}
