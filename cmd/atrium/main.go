@@ -20,9 +20,8 @@ func main() {
 	// exec of this same program). Should the exec fail, the server runs
 	// anyway, only at a higher CPU cost per request.
 	if platform.IsServerCommand(os.Args[1:]) {
-		if env, again := platform.ServerEnviron(os.Environ()); again {
-			err := reexec(env)
-			fmt.Fprintf(os.Stderr, "atrium: running without the server's runtime settings (%s): %v\n", platform.MonitorGODEBUG, err)
+		if err := platform.ExecUnderServerEnviron(); err != nil {
+			fmt.Fprintf(os.Stderr, "atrium: running without the server's runtime settings: %v\n", err)
 		}
 	}
 	// SIGTERM (systemd, Kubernetes) and Ctrl-C both mean: finish in-flight
@@ -31,14 +30,4 @@ func main() {
 	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
-}
-
-// reexec replaces the process with the same program, arguments and pid
-// under env; it returns only on failure.
-func reexec(env []string) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	return syscall.Exec(exe, os.Args, env)
 }

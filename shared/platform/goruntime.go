@@ -1,9 +1,11 @@
 package platform
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 )
 
 // The Go runtime's scheduler settings for a server process, measured on
@@ -65,6 +67,23 @@ func ServerEnviron(environ []string) ([]string, bool) {
 		out[at] = "GODEBUG=" + godebug + "," + MonitorGODEBUG
 	}
 	return out, true
+}
+
+// ExecUnderServerEnviron replaces the process with a fresh copy of itself
+// (same program, arguments and pid) under ServerEnviron's environment when
+// that differs from the current one. It returns nil when there is nothing
+// to do and an error only when the exec failed; the caller then runs on,
+// at a higher CPU cost per request.
+func ExecUnderServerEnviron() error {
+	env, again := ServerEnviron(os.Environ())
+	if !again {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("exec with %s: %w", MonitorGODEBUG, err)
+	}
+	return fmt.Errorf("exec with %s: %w", MonitorGODEBUG, syscall.Exec(exe, os.Args, env))
 }
 
 // IsServerCommand reports whether the atrium command line args (without the

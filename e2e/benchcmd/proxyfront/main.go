@@ -37,11 +37,8 @@ func main() {
 	flag.Parse()
 	// The Go runtime as Atrium's servers run it (cmd/atrium and
 	// platform.SetServerProcs), so the number is the server's.
-	if env, again := platform.ServerEnviron(os.Environ()); again {
-		if exe, err := os.Executable(); err == nil {
-			err = syscall.Exec(exe, os.Args, env)
-			log.Printf("proxyfront: running without %s: %v", platform.MonitorGODEBUG, err)
-		}
+	if err := platform.ExecUnderServerEnviron(); err != nil {
+		log.Printf("proxyfront: running without the server's runtime settings: %v", err)
 	}
 	platform.SetServerProcs(0, true)
 	if err := profiled(*cpuprofile, func() error { return run(*addr, *backend, *guid) }); err != nil {
