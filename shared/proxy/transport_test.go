@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,55 +20,23 @@ import (
 // closed.
 func rawBackend(t *testing.T, answer func(r *http.Request) (raw string, close bool)) (Target, *atomic.Int64, *atomic.Int64) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var conns, closed atomic.Int64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var open []net.Conn // the proxy keeps idle ones: closed at the end
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	tgt := connBackend(t, func(c net.Conn, br *bufio.Reader) {
+		conns.Add(1)
+		defer closed.Add(1)
+		defer c.Close() // before it counts as closed
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			conns.Add(1)
-			mu.Lock()
-			open = append(open, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer closed.Add(1)
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					raw, closeAfter := answer(req)
-					if _, err := io.WriteString(c, raw); err != nil || closeAfter {
-						return
-					}
-				}
-			}()
+			raw, closeAfter := answer(req)
+			if _, err := io.WriteString(c, raw); err != nil || closeAfter {
+				return
+			}
 		}
-	}()
-	return target(t, "raw", "http://"+ln.Addr().String()), &conns, &closed
+	})
+	return tgt, &conns, &closed
 }
 
 // TestDirectKeepsConnections: sequential requests reuse one connection to
