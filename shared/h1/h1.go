@@ -110,7 +110,7 @@ func ParseInto(r *Request, head []byte) bool {
 			if EqualFold(name, "Connection") {
 				// ASCII only, as net/http reads it: "cloſe" is not close.
 				for tok := range strings.SplitSeq(string(value), ",") {
-					switch tok = strings.Trim(tok, " \t"); {
+					switch tok = TrimOWS(tok); {
 					case EqualFold(tok, "close"):
 						r.Close = true
 					case tok == "" || EqualFold(tok, "keep-alive"):
@@ -275,12 +275,12 @@ func (r *Request) Cookie(name string) (string, bool) {
 		for len(v) > 0 {
 			var part []byte
 			part, v, _ = bytes.Cut(v, []byte(";"))
-			part = bytes.Trim(part, " \t")
+			part = TrimOWS(part)
 			if len(part) == 0 {
 				continue
 			}
 			k, val, _ := bytes.Cut(part, []byte("="))
-			k = bytes.Trim(k, " \t")
+			k = TrimOWS(k)
 			if string(k) != name || !isToken(k) {
 				continue
 			}
@@ -347,13 +347,28 @@ func SplitHeaderLine(line []byte) (name, value []byte, ok bool) {
 	if !isToken(name) {
 		return nil, nil, false
 	}
-	value = bytes.Trim(line[i+1:], " \t")
+	value = TrimOWS(line[i+1:])
 	for _, c := range value {
 		if c < ' ' && c != '\t' || c == 0x7f {
 			return nil, nil, false
 		}
 	}
 	return name, value, true
+}
+
+// TrimOWS trims HTTP's optional white space (spaces and tabs) from both
+// ends of s. It is bytes.Trim(s, " \t") without building a cutset on every
+// call, which showed in the proxy's profile: every header line of every
+// response passes here.
+func TrimOWS[S []byte | string](s S) S {
+	i, j := 0, len(s)
+	for i < j && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	for j > i && (s[j-1] == ' ' || s[j-1] == '\t') {
+		j--
+	}
+	return s[i:j]
 }
 
 // HeadLength returns the length of the head at the start of buf (through
@@ -381,7 +396,7 @@ func HeadLength(buf []byte) int {
 // breaks turned into spaces (as net/http writes values), so a value can
 // never start another header.
 func FieldValue(v string) string {
-	v = strings.Trim(v, " \t")
+	v = TrimOWS(v)
 	for i := 0; i < len(v); i++ {
 		if v[i] == '\r' || v[i] == '\n' {
 			return strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)

@@ -571,6 +571,22 @@ func TestEqualFold(t *testing.T) {
 	}
 }
 
+// FuzzTrimOWS checks TrimOWS against what it replaces, bytes.Trim and
+// strings.Trim with the cutset " \t".
+func FuzzTrimOWS(f *testing.F) {
+	for _, s := range []string{"", " ", "\t", "a", " a ", "\t a b\t ", "a \t", " \t\r\n", "\x00 x \x00", "  \u00a0x\u00a0 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := TrimOWS(s), strings.Trim(s, " \t"); got != want {
+			t.Errorf("TrimOWS(%q) = %q, want %q", s, got, want)
+		}
+		if got, want := TrimOWS([]byte(s)), bytes.Trim([]byte(s), " \t"); !bytes.Equal(got, want) {
+			t.Errorf("TrimOWS([]byte(%q)) = %q, want %q", s, got, want)
+		}
+	})
+}
+
 // FuzzParse checks the package's promise: whenever Parse accepts a head,
 // net/http reads the same request from it.
 func FuzzParse(f *testing.F) {

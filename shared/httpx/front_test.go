@@ -34,9 +34,13 @@ type fastServer struct {
 	started chan struct{}
 }
 
-func startFast(t *testing.T) *fastServer {
+func startFast(t *testing.T, opts ...func(*httpx.Config)) *fastServer {
 	t.Helper()
-	s, err := httpx.New(httpx.Config{Name: "test", Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second})
+	cfg := httpx.Config{Name: "test", Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := httpx.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,6 +352,75 @@ func TestFastPathShutdown(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 	fs.done <- nil // for the cleanup
+}
+
+// TestFastPathTimeouts: a kept-alive connection on the fast path is closed
+// once idle for the idle timeout (the front moves that deadline only every
+// eighth of it, so not before 7/8 of it), not while requests keep coming,
+// and a head that stops coming is cut at the header timeout; a head that
+// came slowly puts the idle timeout back for the time after its response.
+func TestFastPathTimeouts(t *testing.T) {
+	const idle, header = 1600 * time.Millisecond, 300 * time.Millisecond
+	fs := startFast(t, func(c *httpx.Config) { c.IdleTimeout, c.ReadHeaderTimeout = idle, header })
+	c, err := net.Dial("tcp", fs.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	roundTrip := func(parts ...string) {
+		t.Helper()
+		for i, part := range parts {
+			if i > 0 {
+				<-time.After(header / 3) // the scenario: a head sent in pieces
+			}
+			if _, err := io.WriteString(c, part); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := http.ReadResponse(br, get(http.MethodGet))
+		if err != nil {
+			t.Fatalf("request after %d: %v", fs.fast.Load(), err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	// Requests every quarter of the idle timeout, for longer than it.
+	start := time.Now()
+	for time.Since(start) < idle*5/4 {
+		roundTrip("GET /fast/a HTTP/1.1\r\nHost: x\r\n\r\n")
+		<-time.After(idle / 4)
+	}
+	// Right after a request (within the eighth of the idle timeout in
+	// which the front does not move the deadline), a head in two pieces,
+	// then nothing: closed after the idle timeout, not at the header
+	// timeout the slow head had set.
+	roundTrip("GET /fast/a HTTP/1.1\r\nHost: x\r\n\r\n")
+	roundTrip("GET /fast/a HTTP/1.1\r\n", "Host: x\r\n\r\n")
+	answered := time.Now()
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	if waited := time.Since(answered); waited < idle*7/8 {
+		t.Errorf("idle connection closed after %v, want at least %v (7/8 of the idle timeout)", waited, idle*7/8)
+	}
+
+	// A head that stops midway: closed at the header timeout.
+	c2, err := net.Dial("tcp", fs.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	_ = c2.SetReadDeadline(time.Now().Add(20 * time.Second))
+	sent := time.Now()
+	io.WriteString(c2, "GET /fast/a HTTP/1.1\r\nHost:")
+	if _, err := c2.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("half a head: %v, want EOF", err)
+	}
+	if waited := time.Since(sent); waited < header || waited >= idle*7/8 {
+		t.Errorf("half a head: closed after %v, want the header timeout (%v)", waited, header)
+	}
 }
 
 // TestFastPathUnused checks a server without fast routes still serves

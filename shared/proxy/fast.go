@@ -132,25 +132,31 @@ const statusClientClosed = 499
 
 // awaitAnswer waits until the target's answer begins (its first byte is in
 // bc's buffer), looking every clientCheck whether the client has gone; it
-// then returns errClientGone. The deadline it sets is cleared before it
-// returns, so that copying a long body is not cut off.
+// then returns errClientGone.
+//
+// The read deadline that slices the wait is left on the connection when
+// the answer comes, and is set again only when less than half of
+// clientCheck remains: under load every request would otherwise set it
+// and clear it, two timer updates that showed in the proxy's profile. Any
+// read that may wait after it (a head or body not yet all buffered, the
+// other path's exchange) clears it first (bc.waitFreely).
 func awaitAnswer(ctx context.Context, cw ConnWriter, bc *backendConn) error {
 	if bc.br.Buffered() > 0 {
 		return nil
 	}
 	for {
-		// Setting a deadline may undo watch's (a deadline in the past:
-		// the server is shutting down), hence the checks of ctx after.
-		_ = bc.conn.SetReadDeadline(time.Now().Add(clientCheck))
+		if now := time.Now(); bc.readDeadline.Sub(now) < clientCheck/2 {
+			// Setting a deadline may undo watch's (a deadline in the
+			// past: the server is shutting down), hence the check of ctx
+			// after.
+			bc.readDeadline = now.Add(clientCheck)
+			_ = bc.conn.SetReadDeadline(bc.readDeadline)
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		_, err := bc.br.Peek(1)
 		if err == nil {
-			_ = bc.conn.SetReadDeadline(time.Time{})
-			if ctx.Err() != nil {
-				_ = bc.conn.SetDeadline(aLongTimeAgo) // watch's, kept
-			}
 			return nil
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil {
@@ -159,6 +165,20 @@ func awaitAnswer(ctx context.Context, cw ConnWriter, bc *backendConn) error {
 		if clientGone(cw.ClientConn()) {
 			return errClientGone
 		}
+	}
+}
+
+// waitFreely clears awaitAnswer's read deadline before a read that may
+// wait for the target longer than it allows; a deadline in the past that
+// watch set (ctx ended) is put back.
+func (bc *backendConn) waitFreely(ctx context.Context) {
+	if bc.readDeadline.IsZero() {
+		return
+	}
+	bc.readDeadline = time.Time{}
+	_ = bc.conn.SetReadDeadline(time.Time{})
+	if ctx.Err() != nil {
+		_ = bc.conn.SetDeadline(aLongTimeAgo) // watch's, kept
 	}
 }
 
@@ -284,6 +304,9 @@ func (p *Proxy) exchangeRaw(ctx context.Context, cw ConnWriter, bw *bufio.Writer
 	var h rawHead
 	var head []byte
 	for n := 0; ; n++ {
+		if buf, _ := bc.br.Peek(bc.br.Buffered()); h1.HeadLength(buf) <= 0 {
+			bc.waitFreely(ctx) // the rest of the head is still to come
+		}
 		head, err = h1.PeekHead(bc.br, nil)
 		if err != nil {
 			return fail(fmt.Errorf("proxy: read response: %w", err), false)
@@ -331,6 +354,9 @@ func (p *Proxy) exchangeRaw(ctx context.Context, cw ConnWriter, bw *bufio.Writer
 	}
 	bw.WriteString("\r\n")
 	_, _ = bc.br.Discard(len(head))
+	if !noBody && (h.chunked || h.length < 0 || h.length > int64(bc.br.Buffered())) {
+		bc.waitFreely(ctx) // the body is still to come
+	}
 
 	flush := p.cfg.FlushInterval < 0 || h.stream
 	var written int64
@@ -413,7 +439,7 @@ func scanResponseHead(head []byte) (rawHead, error) {
 			h.chunked = true
 		case h1.EqualFold(name, "Connection"):
 			for tok := range strings.SplitSeq(string(value), ",") {
-				switch tok = strings.Trim(tok, " \t"); {
+				switch tok = h1.TrimOWS(tok); {
 				case h1.EqualFold(tok, "close"):
 					h.close = true
 				case h1.EqualFold(tok, "keep-alive"):

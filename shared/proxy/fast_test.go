@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"path"
 	"reflect"
 	"slices"
 	"strings"
@@ -1086,5 +1087,76 @@ func TestFastClientGone(t *testing.T) {
 		c.Close()
 		app.waitGone(t, f.name+" front: ")
 		f.expectServed(t, 1)
+	}
+}
+
+// TestFastDeadlineLeftSet: the read deadline with which the fast path
+// waits for an answer stays on the target connection after a quick answer
+// (awaitAnswer), and must never cut short what follows on that connection:
+// a body or a head that arrives after it, or a slow answer on net/http's
+// path, which shares the pool. Every request goes over the one connection,
+// and each slow part comes later than the deadline a previous request
+// left.
+func TestFastDeadlineLeftSet(t *testing.T) {
+	const late = clientCheck + clientCheck/4
+	var conns atomic.Int64
+	tgt := connBackend(t, func(c net.Conn, br *bufio.Reader) {
+		conns.Add(1)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			var first, rest string
+			switch path.Base(req.URL.Path) {
+			case "quick":
+				first = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nquick"
+			case "body":
+				first, rest = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nslow ", "body"
+			case "head":
+				first, rest = "HTTP/1.1 200 OK\r\n", "Content-Length: 9\r\n\r\nslow head"
+			case "answer":
+				rest = "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nslow answer"
+			}
+			if _, err := io.WriteString(c, first); err != nil {
+				return
+			}
+			if rest != "" {
+				// Not a wait for an event: the scenario is a target slower
+				// than the deadline.
+				<-time.After(late)
+				if _, err := io.WriteString(c, rest); err != nil {
+					return
+				}
+			}
+		}
+	})
+	p, _ := stickyTo(t, tgt, false)
+	fast := startFront(t, p, nil, true)
+	slow := startFront(t, p, nil, false)
+	steps := []struct {
+		front *testFront
+		path  string
+		want  string
+	}{
+		{fast, "quick", "quick"},
+		{fast, "body", "slow body"},
+		{fast, "head", "slow head"},
+		{fast, "quick", "quick"},
+		{slow, "answer", "slow answer"},
+	}
+	for _, s := range steps {
+		res, err := s.front.client.Get(s.front.url + fastPrefix + s.path)
+		if err != nil {
+			t.Fatalf("%s front, %s: %v", s.front.name, s.path, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusOK || string(body) != s.want {
+			t.Fatalf("%s front, %s: %d %q (%v), want 200 %q", s.front.name, s.path, res.StatusCode, body, err, s.want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("the target saw %d connections, want the one all requests share", n)
 	}
 }

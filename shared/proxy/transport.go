@@ -45,6 +45,9 @@ type backendConn struct {
 	key      string
 	reused   bool      // it answered a request before: it may have been closed since
 	idleFrom time.Time // when it went idle
+	// readDeadline is the read deadline awaitAnswer left set (zero: none);
+	// see waitFreely.
+	readDeadline time.Time
 }
 
 // max1xx bounds the informational responses read before the final one, as
@@ -120,6 +123,8 @@ func (t *directTransport) do(ctx context.Context, key string, replay bool, excha
 func (t *directTransport) exchange(ctx context.Context, bc *backendConn, req *http.Request, write func(*bufio.Writer) error, on1xx func(int, http.Header) error, replay bool) (res *http.Response, retry bool, err error) {
 	// The client going away (or the server shutting down) ends the wait
 	// for a slow target: the deadline fails the blocked read or write.
+	// The fast path's deadline, if left, must not end it first.
+	bc.waitFreely(ctx)
 	stop := watch(ctx, bc)
 	fail := func(err error, retry bool) (*http.Response, bool, error) {
 		if !stop() || ctx.Err() != nil {
