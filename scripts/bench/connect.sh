@@ -6,8 +6,9 @@
 #
 #   proxy    wrk on one trivial Go backend (e2e/benchcmd/backend) through
 #            Atrium's shared/proxy as Connect configures it
-#            (e2e/benchcmd/proxyfront), through nginx (worker_processes =
-#            CPUs, upstream keepalive, access_log off) and through
+#            (e2e/benchcmd/proxyfront) — with Connect's default procs and
+#            with procs = CPUs —, through nginx (worker_processes = CPUs,
+#            upstream keepalive, access_log off) and through
 #            configurable-http-proxy (defaults). Targets: >= 1.0x nginx,
 #            >= 3x configurable-http-proxy (requests/s).
 #   fastapi  a FastAPI app deployed with the real `rsconnect deploy fastapi`
@@ -282,9 +283,21 @@ if want proxy; then
 	wait_up backend "http://127.0.0.1:$bport/"
 
 	declare -A PURL=()
+	proxies=(atrium)
 	port=$(free_port)
 	start atrium "$work/bin/proxyfront" -listen "127.0.0.1:$port" -backend "http://127.0.0.1:$bport" -guid "$GUID"
 	PURL[atrium]=http://127.0.0.1:$port/content/$GUID/
+	# Connect's default gives a proxying process half the CPUs (the apps
+	# behind it need the rest; docs/connect.md "The Go runtime"); nginx
+	# runs a worker per CPU. Atrium with as many (shared.procs = CPUs) is
+	# measured too, so each setting's ratio is known.
+	if [ "$(nproc)" -gt 1 ]; then
+		port=$(free_port)
+		start atrium-cpus "$work/bin/proxyfront" -procs "$(nproc)" -listen "127.0.0.1:$port" -backend "http://127.0.0.1:$bport" -guid "$GUID"
+		PURL[atrium-cpus]=http://127.0.0.1:$port/content/$GUID/
+		proxies+=(atrium-cpus)
+	fi
+	proxies+=(nginx chp)
 
 	port=$(free_port)
 	nginx_config "$work/nginx" "$port" /content/ http://backend "127.0.0.1:$bport"
@@ -296,17 +309,17 @@ if want proxy; then
 		--default-target "http://127.0.0.1:$bport" --log-level warn
 	PURL[chp]=http://127.0.0.1:$port/content/$GUID/
 
-	for s in atrium nginx chp; do
+	for s in "${proxies[@]}"; do
 		wait_up "$s" "${PURL[$s]}"
 		curl -fsS "${PURL[$s]}" | grep -qx 'Hello, world!' || die "$s does not pass the backend's answer through"
 	done
 	for r in $(seq "$ROUNDS"); do
-		for s in atrium nginx chp; do
+		for s in "${proxies[@]}"; do
 			log "proxy, round $r/$ROUNDS: $s"
 			CPU_PIDS="${PID[$s]} $(pgrep -P "${PID[$s]}" | tr '\n' ' ')" wrk_run proxy "$s" "$r" 2 "$WRK_CONNECTIONS" "${PURL[$s]}"
 		done
 	done
-	for s in atrium nginx chp backend; do stop_server "$s"; done
+	for s in "${proxies[@]}" backend; do stop_server "$s"; done
 	versions+=(
 		"proxy: Atrium shared/proxy (e2e/benchcmd/proxyfront, $(go version | awk '{print $3}')), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), configurable-http-proxy $CHP_VERSION (node $(node --version))"
 	)

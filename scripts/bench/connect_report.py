@@ -20,6 +20,7 @@ import sys
 
 NAMES = {
     "atrium": "Atrium",
+    "atrium-cpus": "Atrium, procs = CPUs",
     "nginx": "nginx",
     "chp": "configurable-http-proxy",
     "direct": "direct to the processes",
@@ -154,7 +155,7 @@ def main():
             " ".join(f"{x:.0f}" for x in m["rps_all"]),
         ])
 
-    for section, order in (("proxy", ["atrium", "nginx", "chp"]), ("fastapi", ["atrium", "nginx", "direct"]), ("flask", ["atrium"])):
+    for section, order in (("proxy", ["atrium", "atrium-cpus", "nginx", "chp"]), ("fastapi", ["atrium", "nginx", "direct"]), ("flask", ["atrium"])):
         for s in order:
             if s in med.get(section, {}):
                 add(section, s)
@@ -200,15 +201,20 @@ def main():
     if p or "proxy" in skips:
         at, ng, ch = p.get("atrium"), p.get("nginx"), p.get("chp")
         r, rounds = ratio("proxy", "atrium", "nginx", "rps") if at and ng else (None, "")
-        target("proxy req/s, Atrium / nginx", r, ">=", 1.0, extra=rounds)
+        target("proxy req/s, Atrium / nginx", r, ">=", 1.0, extra=rounds + " (Connect's default procs)")
+        if p.get("atrium-cpus") and ng:
+            r, rounds = ratio("proxy", "atrium-cpus", "nginx", "rps")
+            target("proxy req/s, Atrium with procs = CPUs / nginx", r, ">=", 1.0, extra=rounds + " (as many as nginx's workers)")
         r, rounds = ratio("proxy", "atrium", "chp", "rps") if at and ch else (None, "")
         target("proxy req/s, Atrium / configurable-http-proxy", r, ">=", 3.0,
                extra=rounds + (" (configurable-http-proxy had errors: its ratio is against a server that dropped requests)" if ch and ch["errors_all"] else ""))
         if at and at["errors_all"]:
             verdicts.append(f"  proxy: Atrium had {at['errors_all']} errors: NOT MET")
-        ca, cn = (cpu_per_request("proxy", s) if s in wrk.get("proxy", {}) else None for s in ("atrium", "nginx"))
-        if ca and cn:
-            verdicts.append(f"  (for reference, no target: CPU per request, Atrium / nginx: {ca / cn:.2f}x; below 1 is cheaper)")
+        cn = cpu_per_request("proxy", "nginx") if "nginx" in wrk.get("proxy", {}) else None
+        for s in ("atrium", "atrium-cpus"):
+            ca = cpu_per_request("proxy", s) if s in wrk.get("proxy", {}) else None
+            if ca and cn:
+                verdicts.append(f"  (for reference, no target: CPU per request, {NAMES[s]} / nginx: {ca / cn:.2f}x; below 1 is cheaper)")
     at, di = valid("fastapi", "atrium"), valid("fastapi", "direct")
     if "fastapi" in med or "fastapi" in skips:
         for name, key, op, goal in (("req/s", "rps", ">=", 0.95), ("p99", "p99", "<=", 1.2)):

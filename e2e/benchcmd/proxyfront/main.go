@@ -4,7 +4,8 @@
 // proxy.NewSticky and proxy.New with Prefix /content/{guid}/, the prefix
 // kept), in front of one backend process. Connect's own routing and
 // sign-in are left out, so the number is the proxy's alone; the Go runtime
-// runs with a server's settings (platform.ServerEnviron, ServerProcs).
+// runs with a server's settings (platform.ServerEnviron, ServerProcs), with
+// -procs as the shared.procs setting.
 package main
 
 import (
@@ -34,13 +35,14 @@ func main() {
 	backend := flag.String("backend", "http://127.0.0.1:8080", "the backend's URL (several: comma-separated, balanced as Connect balances an app's processes)")
 	guid := flag.String("guid", "0f5e2a9c-bench-4b1e-9d7a-000000000001", "content GUID in the prefix /content/{guid}/")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
+	procs := flag.Int("procs", 0, "Go procs (the shared.procs setting); 0: Connect's default, half the CPUs")
 	flag.Parse()
 	// The Go runtime as Atrium's servers run it (cmd/atrium and
 	// platform.SetServerProcs), so the number is the server's.
 	if err := platform.ExecUnderServerEnviron(); err != nil {
 		log.Printf("proxyfront: running without the server's runtime settings: %v", err)
 	}
-	platform.SetServerProcs(0, true)
+	fmt.Fprintf(os.Stderr, "proxyfront: procs=%d\n", platform.SetServerProcs(*procs, true))
 	if err := profiled(*cpuprofile, func() error { return run(*addr, *backend, *guid) }); err != nil {
 		log.Fatalf("proxyfront: %v", err)
 	}
