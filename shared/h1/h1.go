@@ -74,6 +74,10 @@ func ParseInto(r *Request, head []byte) bool {
 	if !validPath(path) || hasQuery && !validQuery(query) {
 		return false
 	}
+	// A connection's requests are parsed into one Request: the strings of
+	// the one before are kept when they are the same (as a client asking
+	// for the same path again usually sends), saving their allocations.
+	prevTarget, prevHost := r.Target, r.Host
 	*r = Request{head: head, lines: rest}
 	hosts := 0
 	pragma, cacheControl := false, false
@@ -93,7 +97,7 @@ func ParseInto(r *Request, head []byte) bool {
 				if hosts++; hosts > 1 || !httpguts.ValidHostHeader(string(value)) {
 					return false
 				}
-				r.Host = string(value)
+				r.Host = sameOr(prevHost, value)
 			}
 		case 6:
 			if EqualFold(name, "Expect") {
@@ -141,7 +145,7 @@ func ParseInto(r *Request, head []byte) bool {
 		return false
 	}
 	r.Method = method2string(method)
-	r.Target = string(target)
+	r.Target = sameOr(prevTarget, target)
 	r.Path = r.Target[:len(path)]
 	if hasQuery {
 		r.Query = r.Target[len(path)+1:]
@@ -354,6 +358,15 @@ func SplitHeaderLine(line []byte) (name, value []byte, ok bool) {
 		}
 	}
 	return name, value, true
+}
+
+// sameOr returns prev when b holds the same bytes (the comparison does not
+// allocate), else b as a new string.
+func sameOr(prev string, b []byte) string {
+	if string(b) == prev {
+		return prev
+	}
+	return string(b)
 }
 
 // TrimOWS trims HTTP's optional white space (spaces and tabs) from both

@@ -571,6 +571,33 @@ func TestEqualFold(t *testing.T) {
 	}
 }
 
+// TestParseIntoReuses: parsing a connection's requests into one Request
+// gives each request its own values, and a request for the same path and
+// host as the one before allocates nothing.
+func TestParseIntoReuses(t *testing.T) {
+	heads := []string{
+		"GET /a?x=1 HTTP/1.1\r\nHost: one\r\n\r\n",
+		"GET /a?x=1 HTTP/1.1\r\nHost: one\r\n\r\n",
+		"POST /bb HTTP/1.1\r\nHost: two\r\n\r\n",
+		"GET /a?x=1 HTTP/1.1\r\nHost: one\r\n\r\n",
+	}
+	var r Request
+	for _, h := range heads {
+		if !ParseInto(&r, []byte(h)) {
+			t.Fatalf("ParseInto refused %q", h)
+		}
+		fresh, _ := Parse([]byte(h))
+		if r.Method != fresh.Method || r.Target != fresh.Target || r.Path != fresh.Path || r.Query != fresh.Query || r.Host != fresh.Host {
+			t.Errorf("reused Request read %q as %s %s (%s ? %s) host %s, want %s %s (%s ? %s) host %s", h,
+				r.Method, r.Target, r.Path, r.Query, r.Host, fresh.Method, fresh.Target, fresh.Path, fresh.Query, fresh.Host)
+		}
+	}
+	head := []byte(heads[0])
+	if n := testing.AllocsPerRun(100, func() { ParseInto(&r, head) }); n != 0 {
+		t.Errorf("parsing the same request again allocates %v times, want 0", n)
+	}
+}
+
 // FuzzTrimOWS checks TrimOWS against what it replaces, bytes.Trim and
 // strings.Trim with the cutset " \t".
 func FuzzTrimOWS(f *testing.F) {

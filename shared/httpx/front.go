@@ -252,7 +252,7 @@ func (f *front) conn(fc *fastConn) {
 	cfg := &f.s.cfg
 	// Reused for each request on the connection (see run).
 	req := new(h1.Request)
-	w := &rawWriter{bw: bw, conn: c, header: make(http.Header, 4), ids: new([1]string)}
+	w := &rawWriter{bw: bw, conn: c, closing: f.isClosing, header: make(http.Header, 4), ids: new([1]string)}
 	// The idle deadline is set again only when the one set last is more
 	// than an eighth of the idle timeout old: under load every request
 	// would otherwise move it, a timer update that showed in the proxy's
@@ -340,7 +340,9 @@ func (f *front) run(rt *fastRoute, w *rawWriter, req *h1.Request) (served bool) 
 	// not keep its ResponseWriter past its return.
 	header, ids := w.header, w.ids
 	clear(header)
-	*w = rawWriter{bw: w.bw, conn: w.conn, method: req.Method, close: req.Close, closing: f.isClosing, header: header, ids: ids}
+	// closing is the connection's one method value: f.isClosing here
+	// would allocate one per request.
+	*w = rawWriter{bw: w.bw, conn: w.conn, method: req.Method, close: req.Close, closing: w.closing, header: header, ids: ids}
 	hid, _ := req.Header(RequestIDHeader)
 	id := requestIDFor(hid)
 	w.ids[0] = id

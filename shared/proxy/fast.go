@@ -104,7 +104,13 @@ func (p *Proxy) ServeFast(w http.ResponseWriter, r *h1.Request, extra http.Heade
 		return false
 	}
 	if !carried {
-		w.Header()["Set-Cookie"] = append(w.Header()["Set-Cookie"], e.setCookie[0])
+		if h := w.Header(); h["Set-Cookie"] == nil {
+			// Shared, not copied: its capacity of one makes any append
+			// elsewhere copy it first, and header writers only read it.
+			h["Set-Cookie"] = e.setCookie[:1:1]
+		} else {
+			h["Set-Cookie"] = append(h["Set-Cookie"], e.setCookie[0])
+		}
 	}
 	write := func(bw *bufio.Writer) error { return p.writeFastHead(bw, r, extra) }
 	replay := replayableMethod(r.Method) || hasHeader(r, "Idempotency-Key") || hasHeader(r, "X-Idempotency-Key")
