@@ -257,12 +257,18 @@ source_args() {
 	fi
 }
 
+# settle: the previous sample's files (a venv of every package, a directory
+# of wheels, the one just removed) are written back to disk before the next
+# sample starts, not during it, whichever server that sample measures.
+settle() { sync; }
+
 # time_uv SERVER LABEL: one uv pip install into a fresh venv.
 time_uv() {
 	local s=$1 label=$2 venv=$work/venv-$1 t0 t1 src
 	read -r -a src <<<"$(source_args "$s")"
 	rm -rf "$venv"
 	"$uv" venv -q --no-config --python "$pybin" "$venv" >&2
+	settle
 	t0=$(now_ms)
 	"${client_env[@]}" "$uv" pip install -q --no-config --no-cache --reinstall --python "$venv/bin/python" \
 		"${src[@]}" -r "$work/reqs.txt" >"$work/client.log" 2>&1 ||
@@ -278,6 +284,7 @@ time_pip() {
 	local s=$1 label=$2 dl=$work/dl-$1 t0 t1 n src
 	read -r -a src <<<"$(source_args "$s")"
 	rm -rf "$dl"
+	settle
 	t0=$(now_ms)
 	"${client_env[@]}" "$bvenv/bin/python" -m pip --isolated --disable-pip-version-check download -q --no-cache-dir --no-deps -d "$dl" \
 		"${src[@]}" -r "$work/reqs.txt" >"$work/client.log" 2>&1 ||
