@@ -25,7 +25,14 @@ const (
 
 // paging reads page_number (from 1) and page_size (1-500).
 func paging(c *gin.Context) (page, size int, ok bool) {
-	page, size = 1, defaultPageSize
+	return pagingOf(c, defaultPageSize, false)
+}
+
+// pagingOf reads page_number (from 1) and page_size (from 1, def when
+// absent); a page_size above maxPageSize is refused, or served as
+// maxPageSize with clamp.
+func pagingOf(c *gin.Context, def int, clamp bool) (page, size int, ok bool) {
+	page, size = 1, def
 	if v := c.Query("page_number"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -36,11 +43,11 @@ func paging(c *gin.Context) (page, size int, ok bool) {
 	}
 	if v := c.Query("page_size"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPageSize {
+		if err != nil || n < 1 || n > maxPageSize && !clamp {
 			c.Error(badRequest("page_size must be a whole number from 1 to %d", maxPageSize))
 			return 0, 0, false
 		}
-		size = n
+		size = min(n, maxPageSize)
 	}
 	return page, size, true
 }
@@ -48,7 +55,10 @@ func paging(c *gin.Context) (page, size int, ok bool) {
 // pageJSON is Connect's paged answer. posit-sdk unpacks it into a dataclass,
 // so it must have exactly these keys.
 func pageJSON(all []gin.H, page, size int) gin.H {
-	lo := min((page-1)*size, len(all))
+	lo := len(all)
+	if page-1 < len(all)/size+1 { // (page-1)*size cannot overflow
+		lo = min((page-1)*size, len(all))
+	}
 	hi := min(lo+size, len(all))
 	return gin.H{"results": all[lo:hi], "current_page": page, "total": len(all)}
 }

@@ -71,6 +71,15 @@ func addUsers(t *testing.T, ts testServer) testServer {
 // startWith runs Connect with cfg on a free port until the test ends.
 func startWith(t *testing.T, cfg config.Config) testServer {
 	t.Helper()
+	ts, stop := startStoppable(t, cfg)
+	t.Cleanup(stop)
+	return ts
+}
+
+// startStoppable runs Connect with cfg on a free port until stop is
+// called, for a test that stops it midway (stop must be called once).
+func startStoppable(t *testing.T, cfg config.Config) (testServer, func()) {
+	t.Helper()
 	cfg.Connect.Listen = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := connect.New(ctx, cfg, platform.Options{})
@@ -80,11 +89,10 @@ func startWith(t *testing.T, cfg config.Config) testServer {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
+	return testServer{url: "http://" + s.HTTP.Addr().String(), srv: s}, func() {
 		cancel()
 		<-done
-	})
-	return testServer{url: "http://" + s.HTTP.Addr().String(), srv: s}
+	}
 }
 
 // forEachDialect runs fn against SQLite and PostgreSQL (skipped without

@@ -52,7 +52,13 @@ type Server struct {
 
 	pyMu     sync.Mutex
 	pys      []interpreter // found once, by pythons
-	envLocks map[string]*sync.Mutex
+	envLocks map[string]*sync.RWMutex
+	// envUsers are the pools whose processes start from each environment
+	// (by key), so that deleting it stops them first.
+	envUsers map[string]map[*pool]struct{}
+	// buildSteps replaces envSteps in tests, which build environments
+	// without a package index.
+	buildSteps func(python, env, pyBin, index, reqPath string, hasReqs bool, extra []string) (string, [][]string)
 
 	runAs runAs
 
@@ -89,7 +95,8 @@ func New(ctx context.Context, cfg config.Config, opts platform.Options) (*Server
 		tmpDir:       filepath.Join(base.DataDir, "tmp"),
 		jobsDir:      filepath.Join(base.DataDir, "jobs"),
 		packageIndex: platform.PublicURL(cfg, config.PackageManager) + "/pypi/latest/simple/",
-		envLocks:     map[string]*sync.Mutex{},
+		envLocks:     map[string]*sync.RWMutex{},
+		envUsers:     map[string]map[*pool]struct{}{},
 	}
 	s.hostname, _ = os.Hostname()
 	for _, d := range []string{s.appsDir, s.envsDir, s.tmpDir, s.jobsDir} {

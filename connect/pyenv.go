@@ -144,17 +144,37 @@ func requirementsFile(m bundle.Manifest) string {
 	return "requirements.txt"
 }
 
+// pyEnv is a Python environment under DATA_DIR/connect/envs.
+type pyEnv struct {
+	key     string // its directory's name: "{version}-{hash}"
+	path    string
+	version string // the interpreter's, "3.11.7"
+	built   bool   // this call built it rather than finding it ready
+}
+
+// envReady reports whether the environment at path is complete.
+func envReady(path string) bool {
+	_, err := os.Stat(filepath.Join(path, readyMarker))
+	return err == nil
+}
+
 // pythonEnv returns the virtualenv for the bundle extracted in dir,
-// building it if no content has needed the same one before. Environments
-// live in DATA_DIR/connect/envs/{key}, where key hashes the interpreter's
-// version, the requirements and what Connect adds (uvicorn, gunicorn),
-// so content of one mode with the same requirements shares one. Packages
-// come from index (Package Manager's pypi repository), through uv; the
-// build's output goes to out.
-func (s *Server) pythonEnv(ctx context.Context, m bundle.Manifest, dir string, out io.Writer, say func(string, ...any)) (string, error) {
+// building it if no content has needed the same one before (or it was
+// deleted since: a runtime cache delete, or by hand). Environments live in
+// DATA_DIR/connect/envs/{key}, where key hashes the interpreter's version,
+// the requirements and what Connect adds (uvicorn, gunicorn), so content of
+// one mode with the same requirements shares one. Packages come from index
+// (Package Manager's pypi repository), through uv; the build's output goes
+// to out.
+//
+// It returns with the environment's read lock held: until release is
+// called the environment is not removed (a cache delete takes the write
+// lock), so what starts from it starts from a complete environment.
+// Builds take the write lock, so one key is built once at a time.
+func (s *Server) pythonEnv(ctx context.Context, m bundle.Manifest, dir string, out io.Writer, say func(string, ...any)) (env pyEnv, release func(), err error) {
 	all, err := s.pythons(ctx)
 	if err != nil {
-		return "", err
+		return env, nil, err
 	}
 	want := ""
 	if m.Python != nil {
@@ -167,7 +187,7 @@ func (s *Server) pythonEnv(ctx context.Context, m bundle.Manifest, dir string, o
 	reqPath := filepath.Join(dir, filepath.FromSlash(requirementsFile(m)))
 	reqs, err := os.ReadFile(reqPath)
 	if err != nil && !os.IsNotExist(err) {
-		return "", err
+		return env, nil, err
 	}
 	// The servers Connect runs the mode with (uvicorn, gunicorn) are part of
 	// the environment, so they are part of its key.
@@ -176,22 +196,43 @@ func (s *Server) pythonEnv(ctx context.Context, m bundle.Manifest, dir string, o
 	fmt.Fprintf(h, "python %s\x00index %s\x00extra %s\x00", py.version, s.packageIndex, strings.Join(extra, " "))
 	h.Write(reqs)
 	key := py.version + "-" + hex.EncodeToString(h.Sum(nil))[:24]
-	env := filepath.Join(s.envsDir, key)
+	env = pyEnv{key: key, path: filepath.Join(s.envsDir, key), version: py.version}
 
 	lock := s.envLock(key)
-	lock.Lock()
-	defer lock.Unlock()
-	if _, err := os.Stat(filepath.Join(env, readyMarker)); err == nil {
-		say("Reusing Python %s environment %s", py.version, key)
-		return env, nil
+	for {
+		lock.RLock()
+		if envReady(env.path) {
+			return env, lock.RUnlock, nil
+		}
+		lock.RUnlock()
+		lock.Lock()
+		if !envReady(env.path) {
+			if err := s.buildEnv(ctx, py, env.path, dir, reqPath, len(reqs) > 0, extra, out, say); err != nil {
+				lock.Unlock()
+				return pyEnv{}, nil, err
+			}
+			env.built = true
+		}
+		lock.Unlock()
+		// Take the read lock again: a cache delete may have come in between,
+		// and then the loop builds once more.
 	}
-	say("Building Python %s environment %s with packages from %s", py.version, key, s.packageIndex)
+}
+
+// buildEnv builds the environment at env from scratch; the caller holds
+// its write lock.
+func (s *Server) buildEnv(ctx context.Context, py interpreter, env, dir, reqPath string, hasReqs bool, extra []string, out io.Writer, say func(string, ...any)) error {
+	say("Building Python %s environment %s with packages from %s", py.version, filepath.Base(env), s.packageIndex)
 	if err := os.RemoveAll(env); err != nil {
-		return "", err
+		return err
 	}
 	pyBin := filepath.Join(env, "bin", "python")
-	tool, steps := envSteps(py.path, env, pyBin, s.packageIndex, reqPath, len(reqs) > 0, extra)
-	for _, args := range steps {
+	steps := envSteps
+	if s.buildSteps != nil {
+		steps = s.buildSteps
+	}
+	tool, cmds := steps(py.path, env, pyBin, s.packageIndex, reqPath, hasReqs, extra)
+	for _, args := range cmds {
 		say("$ %s %s", filepath.Base(args[0]), strings.Join(args[1:], " "))
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 		cmd.Dir = dir
@@ -200,13 +241,10 @@ func (s *Server) pythonEnv(ctx context.Context, m bundle.Manifest, dir string, o
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Run(); err != nil {
 			os.RemoveAll(env)
-			return "", failf("%s failed building the environment (%s): %v", tool, strings.Join(args[1:min(3, len(args))], " "), err)
+			return failf("%s failed building the environment (%s): %v", tool, strings.Join(args[1:min(3, len(args))], " "), err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(env, readyMarker), nil, 0o644); err != nil {
-		return "", err
-	}
-	return env, nil
+	return os.WriteFile(filepath.Join(env, readyMarker), nil, 0o644)
 }
 
 // buildEnviron is the server's environment without the variables that
@@ -263,12 +301,14 @@ func pythonVersions(all []interpreter) string {
 	return strings.Join(vs, ", ")
 }
 
-func (s *Server) envLock(key string) *sync.Mutex {
+// envLock is the lock of environment key: builds and deletes take it for
+// writing, starts of processes from the environment for reading.
+func (s *Server) envLock(key string) *sync.RWMutex {
 	s.pyMu.Lock()
 	defer s.pyMu.Unlock()
 	l, ok := s.envLocks[key]
 	if !ok {
-		l = &sync.Mutex{}
+		l = &sync.RWMutex{}
 		s.envLocks[key] = l
 	}
 	return l

@@ -139,15 +139,48 @@ func (r *runtime) start(ctx context.Context, ct Content, b Bundle, m bundle.Mani
 	if !ok {
 		return nil, failf("app mode %s cannot be run by this server yet (these can: %s)", mode, runnableModes())
 	}
-	env, err := r.s.pythonEnv(ctx, m, dir, log, say)
+	pe, release, err := r.s.pythonEnv(ctx, m, dir, log, say)
 	if err != nil {
 		return nil, err
 	}
+	if !pe.built {
+		say("Reusing Python %s environment %s", pe.version, pe.key)
+	}
+	env := pe.path
 	pyBin := filepath.Join(env, "bin", "python")
 	if rn.requires != "" {
 		if err := checkModule(ctx, pyBin, rn.requires); err != nil {
+			release()
 			return nil, failf("%s content is run with %s, which its requirements file must list: %v", mode, rn.requires, err)
 		}
+	}
+	// What the bundle runs with, for the packages API.
+	pkgs, err := readPackages(env)
+	release()
+	if err == nil {
+		err = r.s.st.recordEnvironment(ctx, guid, b.ID, pe, pkgs)
+	}
+	if err != nil {
+		r.s.Log.Warn("recording the packages of the content's environment", "content_guid", guid, "bundle_id", b.ID, "env", pe.key, "err", err)
+	}
+	// Every process start readies the environment again: one deleted since
+	// (a runtime cache delete) is built again before the process starts.
+	envLog := r.s.Log.With("content_guid", guid, "bundle_id", b.ID)
+	acquire := func(ctx context.Context) (func(), error) {
+		out := &jobOutput{log: envLog}
+		say := func(f string, args ...any) { envLog.Info(fmt.Sprintf(f, args...)) }
+		again, release, err := r.s.pythonEnv(ctx, m, dir, out, say)
+		if err != nil {
+			return nil, err
+		}
+		if again.built {
+			if pkgs, err := readPackages(again.path); err != nil {
+				envLog.Warn("reading the packages of a rebuilt environment", "env", again.key, "err", err)
+			} else if err := r.s.st.setEnvPackages(context.WithoutCancel(ctx), again, pkgs); err != nil {
+				envLog.Warn("recording the packages of a rebuilt environment", "env", again.key, "err", err)
+			}
+		}
+		return release, nil
 	}
 	runAs, err := r.s.contentUser(dir)
 	if err != nil {
@@ -171,7 +204,7 @@ func (r *runtime) start(ctx context.Context, ct Content, b Bundle, m bundle.Mani
 	}
 	p, err := r.s.newPool(poolConfig{
 		guid: guid, bundleID: b.ID, tag: jobTag(mode), prefix: prefix, strip: rn.strip,
-		sched: r.s.scheduleFor(ct.Sched), spec: spec,
+		sched: r.s.scheduleFor(ct.Sched), spec: spec, envKey: pe.key, acquire: acquire,
 	})
 	if err != nil {
 		return nil, err

@@ -89,7 +89,12 @@ type pool struct {
 	tag      string
 	// spec builds the process for port; Name, Port and Output are the
 	// pool's.
-	spec    func(ctx context.Context, port int) (launcher.Spec, error)
+	spec func(ctx context.Context, port int) (launcher.Spec, error)
+	// envKey is the Python environment the processes start from ("" for
+	// none); acquire readies it (building it again when it is missing)
+	// and holds it until release, while a process starts.
+	envKey  string
+	acquire func(ctx context.Context) (release func(), err error)
 	bal     *proxy.StickyBalancer
 	handler http.Handler
 	out     *jobOutput
@@ -137,6 +142,8 @@ type poolConfig struct {
 	strip    bool
 	sched    schedule
 	spec     func(ctx context.Context, port int) (launcher.Spec, error)
+	envKey   string
+	acquire  func(ctx context.Context) (release func(), err error)
 }
 
 func (s *Server) newPool(cfg poolConfig) (*pool, error) {
@@ -147,7 +154,7 @@ func (s *Server) newPool(cfg poolConfig) (*pool, error) {
 	log := s.Log.With("content_guid", cfg.guid, "bundle_id", cfg.bundleID)
 	p := &pool{
 		s: s, log: log, guid: cfg.guid, bundleID: cfg.bundleID, tag: cfg.tag, spec: cfg.spec,
-		bal: bal, out: &jobOutput{log: log}, wake: make(chan struct{}),
+		envKey: cfg.envKey, acquire: cfg.acquire, bal: bal, out: &jobOutput{log: log}, wake: make(chan struct{}),
 		startingKeys: map[string]context.CancelFunc{},
 	}
 	p.sched.Store(&cfg.sched)
@@ -157,6 +164,7 @@ func (s *Server) newPool(cfg poolConfig) (*pool, error) {
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.wg.Go(p.reap)
+	s.addEnvUser(p)
 	return p, nil
 }
 
@@ -420,6 +428,16 @@ func (p *pool) launch(ctx context.Context) (*proc, error) {
 	sc := p.sched.Load()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if p.acquire != nil {
+		// Held until the process has started (or failed to), so the
+		// environment cannot be deleted under a starting process; one
+		// deleted while the pool was idle is built again here.
+		release, err := p.acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	for attempt := 0; ; attempt++ {
 		port, err := launcher.FreePort()
 		if err != nil {
@@ -564,6 +582,50 @@ func (p *pool) restart() {
 	p.broadcastLocked()
 }
 
+// cancelStarts ends the starts in progress: they hold their environment's
+// read lock until the process listens, which a cache delete waits for.
+func (p *pool) cancelStarts() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for key, cancel := range p.startingKeys {
+		cancel()
+		delete(p.startingKeys, key)
+	}
+}
+
+// stopProcesses stops every process as restart does, but returns only once
+// they have exited (or ctx ends), so that nothing runs any more from the
+// files they started from. It returns how many it stopped. The scheduler
+// then starts processes again as min_processes and requests ask.
+func (p *pool) stopProcesses(ctx context.Context) int {
+	p.mu.Lock()
+	procs := append([]*proc(nil), p.procs...)
+	n := 0
+	for _, pr := range procs {
+		if !pr.stopping {
+			pr.stopping = true
+			n++
+			go p.stopProc(pr)
+		}
+	}
+	for key, cancel := range p.startingKeys {
+		cancel()
+		delete(p.startingKeys, key)
+	}
+	p.setTargetsLocked()
+	p.broadcastLocked()
+	p.mu.Unlock()
+	for _, pr := range procs { // also those already stopping (idle, killed)
+		select {
+		case <-pr.job.Done():
+		case <-ctx.Done():
+			return n
+		}
+	}
+	p.scale()
+	return n
+}
+
 // setSchedule applies changed settings: more processes start at once, extra
 // ones go at the reaper's next tick.
 func (p *pool) setSchedule(sc schedule) {
@@ -592,6 +654,7 @@ func (p *pool) close() {
 	p.setTargetsLocked()
 	p.broadcastLocked()
 	p.mu.Unlock()
+	p.s.dropEnvUser(p)
 	p.cancel() // aborts starts in progress
 	var wg sync.WaitGroup
 	for _, pr := range procs {
