@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atrium-suite/atrium/shared/db/dbtest"
 	"github.com/atrium-suite/atrium/shared/platform"
@@ -120,7 +121,9 @@ func TestServeOneProduct(t *testing.T) {
 // TestServerRuntime: a server runs under the Go runtime settings of
 // platform.ServerEnviron and ServerProcs (cmd/atrium execs itself to get
 // GODEBUG in before the runtime starts), and an operator's own GODEBUG
-// schedtrace, GOMAXPROCS or shared.procs wins.
+// schedtrace, GOMAXPROCS or shared.procs wins. Only the default for a
+// proxying process may follow the load up to every CPU (procs_max in the
+// start line; platform.FollowLoad's decisions are TestFollowLoad's).
 func TestServerRuntime(t *testing.T) {
 	auto := func(proxies bool) int {
 		if v := os.Getenv("GOMAXPROCS"); v != "" {
@@ -135,12 +138,13 @@ func TestServerRuntime(t *testing.T) {
 		env         []string
 		wantGODEBUG string
 		wantProcs   int
+		wantMost    int // procs_max
 	}{
-		{"defaults", "connect", []string{"GODEBUG=panicnil=0"}, "GODEBUG=panicnil=0," + platform.MonitorGODEBUG, auto(true)},
-		{"Package Manager alone", "packagemanager", nil, "GODEBUG=" + platform.MonitorGODEBUG, auto(false)},
-		{"opted out", "connect", []string{"GODEBUG=schedtrace=0"}, "GODEBUG=schedtrace=0", auto(true)},
-		{"procs from the config", "connect", []string{"ATRIUM_SHARED_PROCS=3"}, "GODEBUG=" + platform.MonitorGODEBUG, 3},
-		{"GOMAXPROCS wins", "connect", []string{"ATRIUM_SHARED_PROCS=3", "GOMAXPROCS=2"}, "GODEBUG=" + platform.MonitorGODEBUG, 2},
+		{"defaults", "connect", []string{"GODEBUG=panicnil=0"}, "GODEBUG=panicnil=0," + platform.MonitorGODEBUG, auto(true), max(auto(true), auto(false))},
+		{"Package Manager alone", "packagemanager", nil, "GODEBUG=" + platform.MonitorGODEBUG, auto(false), auto(false)},
+		{"opted out", "connect", []string{"GODEBUG=schedtrace=0"}, "GODEBUG=schedtrace=0", auto(true), max(auto(true), auto(false))},
+		{"procs from the config", "connect", []string{"ATRIUM_SHARED_PROCS=3"}, "GODEBUG=" + platform.MonitorGODEBUG, 3, 3},
+		{"GOMAXPROCS wins", "connect", []string{"ATRIUM_SHARED_PROCS=3", "GOMAXPROCS=2"}, "GODEBUG=" + platform.MonitorGODEBUG, 2, 2},
 	}
 	display := map[string]string{"connect": "Connect", "packagemanager": "Package Manager"}
 	for _, tc := range cases {
@@ -167,6 +171,9 @@ func TestServerRuntime(t *testing.T) {
 			if want := fmt.Sprintf("\ngo_sched_gomaxprocs_threads %d\n", tc.wantProcs); !strings.Contains(metrics, want) {
 				t.Errorf("/metrics has no %q", strings.TrimSpace(want))
 			}
+			// The log is written in batches: the line may still be coming.
+			want := fmt.Sprintf("procs=%d procs_max=%d", tc.wantProcs, tc.wantMost)
+			eventually(t, "the start line to say "+want, 10*time.Second, func() bool { return strings.Contains(p.stderr.String(), want) })
 		})
 	}
 }

@@ -94,11 +94,12 @@ port, and print their URLs. Stops gracefully on SIGTERM or Ctrl-C.`,
 			if err != nil {
 				return err
 			}
-			procs := platform.SetServerProcs(cfg.Shared.Procs, true)
+			procs, most := platform.SetServerProcs(cfg.Shared.Procs, true)
 			log, flush := platform.NewServerLogger(cfg.Shared, stderr)
 			defer flush()
 			slog.SetDefault(log) // libraries that log to the default logger (zitadel/oidc) join ours
-			log.Info("starting atrium", "version", buildinfo.String(), "data_dir", cfg.Shared.DataDir, "database", databaseKind(cfg), "procs", procs)
+			log.Info("starting atrium", "version", buildinfo.String(), "data_dir", cfg.Shared.DataDir, "database", databaseKind(cfg), "procs", procs, "procs_max", most)
+			go platform.FollowLoad(cmd.Context(), procs, most, log)
 			fmt.Fprintf(stdout, "Atrium %s is starting (data in %s).\n", buildinfo.String(), cfg.Shared.DataDir)
 			return suite.Up(cmd.Context(), cfg, suite.Options{Logger: log, Out: stdout})
 		},
@@ -122,11 +123,12 @@ func newServe(stdout, stderr io.Writer) *cobra.Command {
 			}
 			// Connect and Workbench proxy to apps and sessions.
 			proxies := args[0] == config.Connect || args[0] == config.Workbench
-			procs := platform.SetServerProcs(cfg.Shared.Procs, proxies)
+			procs, most := platform.SetServerProcs(cfg.Shared.Procs, proxies)
 			log, flush := platform.NewServerLogger(cfg.Shared, stderr)
 			defer flush()
 			slog.SetDefault(log)
-			log.Info("starting atrium", "product", args[0], "version", buildinfo.String(), "database", databaseKind(cfg), "procs", procs)
+			log.Info("starting atrium", "product", args[0], "version", buildinfo.String(), "database", databaseKind(cfg), "procs", procs, "procs_max", most)
+			go platform.FollowLoad(cmd.Context(), procs, most, log)
 			return suite.Serve(cmd.Context(), cfg, args[0], suite.Options{Logger: log, Out: stdout})
 		},
 	}

@@ -1,9 +1,13 @@
 package platform
 
 import (
+	"context"
+	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServerEnviron(t *testing.T) {
@@ -120,4 +124,98 @@ func FuzzServerEnviron(f *testing.F) {
 			t.Fatalf("ServerEnviron(%q) = %q: settings lost or more than one added", in, out)
 		}
 	})
+}
+
+// TestProcsGovernor: the Ps grow to hi after raiseAfter busy periods in a
+// row, shrink to lo after lowerAfter quiet ones, and stay put in between
+// or when a streak is broken.
+func TestProcsGovernor(t *testing.T) {
+	repeat := func(v float64, n int) []float64 {
+		out := make([]float64, n)
+		for i := range out {
+			out[i] = v
+		}
+		return out
+	}
+	cases := []struct {
+		name   string
+		lo, hi int
+		used   []float64 // CPUs busy, one per period
+		want   []int     // Ps after each period
+	}{
+		{"busy grows", 1, 2, []float64{0.9, 0.9, 0.9}, []int{1, 2, 2}},
+		{"one busy period is not enough", 1, 2, []float64{0.9, 0.3, 0.9, 0.3}, []int{1, 1, 1, 1}},
+		{"a proxy behind Python apps stays", 1, 2, repeat(0.3, 10), repeat2(1, 10)},
+		{"60% of a P is not busy", 1, 2, []float64{0.6, 0.6, 0.6}, []int{1, 1, 1}},
+		{"quiet shrinks after lowerAfter",
+			1, 2, append([]float64{1, 1}, repeat(0.2, lowerAfter)...), append([]int{1, 2}, append(repeat2(2, lowerAfter-1), 1)...)},
+		{"between the thresholds stays", 1, 2, append([]float64{1, 1}, repeat(0.45, lowerAfter+5)...), append([]int{1, 2}, repeat2(2, lowerAfter+5)...)},
+		{"a busy period breaks a quiet streak",
+			1, 2, append(append([]float64{1, 1}, repeat(0.2, lowerAfter-1)...), append([]float64{0.9}, repeat(0.2, lowerAfter-1)...)...),
+			append([]int{1, 2}, repeat2(2, 2*lowerAfter-1)...)},
+		{"eight CPUs", 4, 8, []float64{2.5, 2.5, 1.7, 1.7}, []int{4, 8, 8, 8}},
+		{"no room", 2, 2, []float64{2, 2, 2}, []int{2, 2, 2}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &procsGovernor{lo: tc.lo, hi: tc.hi, cur: tc.lo}
+			for i, u := range tc.used {
+				if got := g.next(u); got != tc.want[i] {
+					t.Fatalf("period %d (%.2f CPUs busy): %d Ps, want %d", i, u, got, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func repeat2(v, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+// TestFollowLoad: followLoad sets the runtime's GOMAXPROCS as the
+// governor decides, from the process's CPU time per tick.
+func TestFollowLoad(t *testing.T) {
+	before := runtime.GOMAXPROCS(1)
+	t.Cleanup(func() { runtime.GOMAXPROCS(before) })
+	// The test hands followLoad each tick and then the CPU time it reads
+	// for it, so every period is exactly what the test says.
+	ticks, cpus := make(chan time.Time), make(chan time.Duration)
+	cpuTime := func() (time.Duration, bool) { return <-cpus, true }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		followLoad(ctx, 1, 2, slog.New(slog.DiscardHandler), cpuTime, ticks)
+	}()
+	var cpu time.Duration
+	cpus <- cpu
+	now := time.Now().Add(time.Millisecond)
+	period := func(busy float64) {
+		now = now.Add(time.Second)
+		cpu += time.Duration(busy * float64(time.Second))
+		ticks <- now
+		cpus <- cpu
+	}
+	// Once a repeated tick (no time passed: no decision) has been taken,
+	// the last period's decision is applied.
+	settle := func() { ticks <- now }
+	period(0.95)
+	period(0.95)
+	settle()
+	if n := runtime.GOMAXPROCS(0); n != 2 {
+		t.Fatalf("after two busy periods GOMAXPROCS is %d, want 2", n)
+	}
+	for range lowerAfter {
+		period(0.1)
+	}
+	settle()
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Fatalf("after %d quiet periods GOMAXPROCS is %d, want 1", lowerAfter, n)
+	}
+	cancel()
+	<-done
 }

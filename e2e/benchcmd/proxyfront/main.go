@@ -35,15 +35,20 @@ func main() {
 	backend := flag.String("backend", "http://127.0.0.1:8080", "the backend's URL (several: comma-separated, balanced as Connect balances an app's processes)")
 	guid := flag.String("guid", "0f5e2a9c-bench-4b1e-9d7a-000000000001", "content GUID in the prefix /content/{guid}/")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
-	procs := flag.Int("procs", 0, "Go procs (the shared.procs setting); 0: Connect's default, half the CPUs")
+	procs := flag.Int("procs", 0, "Go procs (the shared.procs setting); 0: Connect's default, half the CPUs and all of them under load")
 	flag.Parse()
 	// The Go runtime as Atrium's servers run it (cmd/atrium and
 	// platform.SetServerProcs), so the number is the server's.
 	if err := platform.ExecUnderServerEnviron(); err != nil {
 		log.Printf("proxyfront: running without the server's runtime settings: %v", err)
 	}
-	fmt.Fprintf(os.Stderr, "proxyfront: procs=%d\n", platform.SetServerProcs(*procs, true))
-	if err := profiled(*cpuprofile, func() error { return run(*addr, *backend, *guid) }); err != nil {
+	n, most := platform.SetServerProcs(*procs, true)
+	fmt.Fprintf(os.Stderr, "proxyfront: procs=%d, up to %d under load\n", n, most)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go platform.FollowLoad(ctx, n, most, logger)
+	if err := profiled(*cpuprofile, func() error { return run(ctx, *addr, *backend, *guid) }); err != nil {
 		log.Fatalf("proxyfront: %v", err)
 	}
 }
@@ -69,7 +74,7 @@ func profiled(path string, f func() error) error {
 	return ferr
 }
 
-func run(addr, backend, guid string) error {
+func run(ctx context.Context, addr, backend, guid string) error {
 	var targets []proxy.Target
 	for i, b := range strings.Split(backend, ",") {
 		u, err := url.Parse(b)
@@ -102,8 +107,6 @@ func run(addr, backend, guid string) error {
 	srv.HandleFast(prefix, prefix+"*path", func(w http.ResponseWriter, r *h1.Request) bool {
 		return p.ServeFast(w, r, nil)
 	})
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	fmt.Fprintf(os.Stderr, "proxyfront: %s%s → %s\n", addr, prefix, backend)
 	return srv.Serve(ctx)
 }
