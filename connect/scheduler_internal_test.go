@@ -71,7 +71,12 @@ func (f *fakeLauncher) Start(ctx context.Context, spec launcher.Spec) (launcher.
 		io.WriteString(w, j.id)
 	})
 	mux.HandleFunc("/crash", func(w http.ResponseWriter, r *http.Request) {
+		// The whole answer is on the wire before the process goes: exiting
+		// with it still in net/http's buffer gave the proxy a closed
+		// connection instead (a 502, seen under load in CI).
+		w.Header().Set("Content-Length", "3")
 		io.WriteString(w, "bye")
+		w.(http.Flusher).Flush()
 		go j.exit(3)
 	})
 	j.srv = &http.Server{Handler: mux}
