@@ -201,10 +201,17 @@ func (s *Server) removeEnv(ctx context.Context, key string) (map[string]int, err
 		}
 	}
 	// Renamed first, so the environment is gone at once for every server
-	// sharing the data dir; the files go after the lock is released.
+	// sharing the data dir; the files go after the lock is released. The
+	// file lock keeps it from being renamed while another server builds it.
+	unlockFile, err := s.lockEnvFile(stopCtx, key)
+	if err != nil {
+		lock.Unlock()
+		return stopped, fmt.Errorf("remove environment %s: %w", key, err)
+	}
 	dir := filepath.Join(s.envsDir, key)
 	trash := filepath.Join(s.envsDir, ".deleting-"+key+"-"+strings.ToLower(rand.Text()[:8]))
-	err := os.Rename(dir, trash)
+	err = os.Rename(dir, trash)
+	unlockFile()
 	lock.Unlock()
 	if os.IsNotExist(err) {
 		return stopped, nil

@@ -59,6 +59,9 @@ type Server struct {
 	// buildSteps replaces envSteps in tests, which build environments
 	// without a package index.
 	buildSteps func(python, env, pyBin, index, reqPath string, hasReqs bool, extra []string) (string, [][]string)
+	// envLockWait, when set (tests), is told when a build waits for another
+	// process's lock on an environment.
+	envLockWait func(key string)
 
 	runAs runAs
 

@@ -125,3 +125,7 @@ func EnvsDir(s *Server) string { return s.envsDir }
 // Eventually polls cond until it holds, failing the test after 10s (the
 // internal tests' eventually).
 var Eventually = eventually
+
+// OnEnvLockWait has s call f when a build of its waits for another
+// process's lock on environment key.
+func OnEnvLockWait(s *Server, f func(key string)) { s.envLockWait = f }

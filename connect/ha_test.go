@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/atrium-suite/atrium/connect"
 	"github.com/atrium-suite/atrium/shared/config"
 	"github.com/atrium-suite/atrium/shared/db/dbtest"
 )
@@ -46,5 +48,62 @@ func TestTwoServersShareContent(t *testing.T) {
 	var ct map[string]any
 	if st := b.call(t, "GET", "/__api__/v1/content/"+guid, b.pub, nil, &ct); st != 200 || ct["max_processes"] != 2.0 || ct["access_type"] != "logged_in" {
 		t.Fatalf("settings through the other server: %d %v", st, ct)
+	}
+}
+
+// TestTwoServersBuildOneEnvironment: servers sharing a data dir build an
+// environment one at a time. One that needs the environment another is
+// building waits for it and runs from it, instead of building into the
+// same directory at once (each would remove what the other installed).
+func TestTwoServersBuildOneEnvironment(t *testing.T) {
+	cfg := pythonConfig(t, true) // HA is PostgreSQL's: skipped without it
+	a := addUsers(t, startWith(t, cfg))
+	b := startWith(t, cfg)
+	b.admin, b.pub, b.viewer = a.admin, a.pub, a.viewer
+	fa := connect.UseFakePython(t, a.srv, "3.11.2")
+	fb := connect.UseFakePython(t, b.srv, "3.11.2")
+	waiting := make(chan string, 1)
+	connect.OnEnvLockWait(b.srv, func(key string) { waiting <- key })
+
+	// deploy starts a deploy through ts and returns its task.
+	deploy := func(ts testServer, name string) string {
+		guid := ts.newContent(t, ts.pub, name)
+		var bundle struct {
+			ID string `json:"id"`
+		}
+		ts.call(t, "POST", "/__api__/v1/content/"+guid+"/bundles", ts.pub, bytes.NewReader(pythonBundle(t, "3.11.2", "Flask==3.0.3\n")), &bundle)
+		var task struct {
+			TaskID string `json:"task_id"`
+		}
+		if st := ts.call(t, "POST", "/__api__/v1/content/"+guid+"/deploy", ts.pub, jsonBody(map[string]string{"bundle_id": bundle.ID}), &task); st != 200 {
+			t.Fatalf("deploy %s: %d", name, st)
+		}
+		return task.TaskID
+	}
+	building, release := fa.HoldNextBuild()
+	t.Cleanup(release)
+	first := deploy(a, "first")
+	select {
+	case <-building:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first server's build did not start")
+	}
+	second := deploy(b, "second")
+	select {
+	case <-waiting:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second server did not wait for the environment the first is building")
+	}
+	release()
+	for _, d := range []struct {
+		ts   testServer
+		task string
+	}{{a, first}, {b, second}} {
+		if task := waitTask(t, d.ts, d.task, d.ts.pub); task.Code != 0 {
+			t.Errorf("deploy: %+v", task)
+		}
+	}
+	if fa.Builds() != 1 || fb.Builds() != 0 || fa.Clobbered() != 0 {
+		t.Errorf("builds: %d by the first server, %d by the second, %d clobbered; want 1, 0, 0", fa.Builds(), fb.Builds(), fa.Clobbered())
 	}
 }

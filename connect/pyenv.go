@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/atrium-suite/atrium/connect/bundle"
 )
@@ -207,15 +210,64 @@ func (s *Server) pythonEnv(ctx context.Context, m bundle.Manifest, dir string, o
 		lock.RUnlock()
 		lock.Lock()
 		if !envReady(env.path) {
-			if err := s.buildEnv(ctx, py, env.path, dir, reqPath, len(reqs) > 0, extra, out, say); err != nil {
+			built, err := s.buildShared(ctx, py, env, dir, reqPath, len(reqs) > 0, extra, out, say)
+			if err != nil {
 				lock.Unlock()
 				return pyEnv{}, nil, err
 			}
-			env.built = true
+			env.built = built
 		}
 		lock.Unlock()
 		// Take the read lock again: a cache delete may have come in between,
 		// and then the loop builds once more.
+	}
+}
+
+// buildShared builds env unless another server sharing the data dir (HA)
+// did while this one waited for the environment's file lock, which is held
+// for the build: two servers building one environment into the same
+// directory at once would each remove what the other installed. The
+// caller holds the environment's write lock.
+func (s *Server) buildShared(ctx context.Context, py interpreter, env pyEnv, dir, reqPath string, hasReqs bool, extra []string, out io.Writer, say func(string, ...any)) (built bool, err error) {
+	unlock, err := s.lockEnvFile(ctx, env.key)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if envReady(env.path) {
+		return false, nil
+	}
+	return true, s.buildEnv(ctx, py, env.path, dir, reqPath, hasReqs, extra, out, say)
+}
+
+// lockEnvFile takes environment key's lock across processes: an flock on
+// DATA_DIR/connect/envs/.{key}.lock (left in place: removing a lock file
+// others may be waiting on would let two holders in). It waits as long as
+// ctx allows, polling, so that a cancelled deploy stops waiting.
+func (s *Server) lockEnvFile(ctx context.Context, key string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(s.envsDir, "."+key+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("environment lock: %w", err)
+	}
+	fd := int(f.Fd())
+	for waited := false; ; waited = true {
+		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { _ = syscall.Flock(fd, syscall.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("environment lock: %w", err)
+		}
+		if !waited && s.envLockWait != nil {
+			s.envLockWait(key)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
