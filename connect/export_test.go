@@ -27,6 +27,7 @@ func CanViewOf(s *Server, ctx context.Context, guid string, u auth.User) (bool, 
 // requirements (and version 1.0 of what Connect adds), and processes are
 // fakeLauncher's in-process HTTP servers.
 type FakePython struct {
+	launcher  *fakeLauncher
 	builds    atomic.Int64
 	clobbered atomic.Int64
 	mu        sync.Mutex
@@ -37,6 +38,9 @@ type buildGate struct {
 	started chan string
 	release chan struct{}
 }
+
+// Starts is how many processes were started.
+func (f *FakePython) Starts() int { return f.launcher.count() }
 
 // Builds is how many environments were built.
 func (f *FakePython) Builds() int { return int(f.builds.Load()) }
@@ -103,6 +107,7 @@ func UseFakePython(t interface{ Cleanup(func()) }, s *Server, versions ...string
 		return "fake", nil
 	}
 	fl := &fakeLauncher{hold: make(chan struct{})}
+	f.launcher = fl
 	s.rt.launcher = fl
 	t.Cleanup(func() { close(fl.hold) })
 	return f

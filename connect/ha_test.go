@@ -107,3 +107,39 @@ func TestTwoServersBuildOneEnvironment(t *testing.T) {
 		t.Errorf("builds: %d by the first server, %d by the second, %d clobbered; want 1, 0, 0", fa.Builds(), fb.Builds(), fa.Clobbered())
 	}
 }
+
+// TestCacheDeleteReachesOtherServer: a runtime cache deleted through one
+// server also ends the processes the other server runs from it (its
+// reaper finds the environment gone and restarts them), and the content
+// still answers there.
+func TestCacheDeleteReachesOtherServer(t *testing.T) {
+	cfg := pythonConfig(t, true) // HA is PostgreSQL's: skipped without it
+	a := addUsers(t, startWith(t, cfg))
+	b := startWith(t, cfg)
+	b.admin, b.pub, b.viewer = a.admin, a.pub, a.viewer
+	connect.UseFakePython(t, a.srv, "3.11.2")
+	fb := connect.UseFakePython(t, b.srv, "3.11.2")
+	guid, _ := deployPython(t, a, "", "app", "3.11.2", "Flask==3.0.3\n")
+	// One process each, and the reaper looking every quarter second.
+	if st := a.call(t, "PATCH", "/__api__/v1/content/"+guid, a.pub, strings.NewReader(`{"min_processes":1,"idle_timeout":1}`), nil); st != 200 {
+		t.Fatalf("patch: %d", st)
+	}
+	if st, body := b.get(t, "/content/"+guid+"/", b.pub); st != 200 {
+		t.Fatalf("content through the other server: %d %s", st, body)
+	}
+	before := fb.Starts()
+
+	var del struct {
+		TaskID string `json:"task_id"`
+	}
+	if st := a.call(t, "DELETE", "/__api__/v1/system/caches/runtime", a.admin, jsonBody(map[string]any{"language": "Python", "version": "3.11.2", "image_name": "Local"}), &del); st != 200 {
+		t.Fatalf("delete: %d", st)
+	}
+	if task := waitTask(t, a, del.TaskID, a.admin); task.Code != 0 {
+		t.Fatalf("delete: %+v", task)
+	}
+	connect.Eventually(t, "the other server to restart its process", func() bool { return fb.Starts() > before })
+	if st, body := b.get(t, "/content/"+guid+"/", b.pub); st != 200 {
+		t.Fatalf("content through the other server after the delete: %d %s", st, body)
+	}
+}

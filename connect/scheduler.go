@@ -9,6 +9,9 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -132,6 +135,10 @@ type proc struct {
 	started   time.Time
 	idleSince time.Time // zero while it has requests
 	stopping  bool      // the pool stopped it; its exit is no failure
+	// envMark is the environment's ready marker as the process started
+	// (nil: no environment): a different file later means the
+	// environment was built again under it.
+	envMark os.FileInfo
 }
 
 type poolConfig struct {
@@ -428,6 +435,7 @@ func (p *pool) launch(ctx context.Context) (*proc, error) {
 	sc := p.sched.Load()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var envMark os.FileInfo
 	if p.acquire != nil {
 		// Held until the process has started (or failed to), so the
 		// environment cannot be deleted under a starting process; one
@@ -437,6 +445,9 @@ func (p *pool) launch(ctx context.Context) (*proc, error) {
 			return nil, err
 		}
 		defer release()
+		// Which build of the environment the process runs from (the
+		// reaper compares: envGone).
+		envMark, _ = os.Stat(filepath.Join(p.s.envsDir, p.envKey, readyMarker))
 	}
 	for attempt := 0; ; attempt++ {
 		port, err := launcher.FreePort()
@@ -483,6 +494,7 @@ func (p *pool) launch(ctx context.Context) (*proc, error) {
 			log:     jl,
 			target:  proxy.Target{URL: &url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(port)}, ID: job.ID()},
 			started: time.Now(),
+			envMark: envMark,
 		}, nil
 	}
 }
@@ -499,6 +511,15 @@ func (p *pool) reap() {
 			t.Stop()
 			return
 		case <-t.C:
+		}
+		if p.envGone() {
+			// Another server sharing the data dir deleted the runtime
+			// cache (or someone removed the directory): what runs from
+			// it would fail on its next import. Restarting builds it
+			// again, or waits for the server building it.
+			p.log.Warn("the content's environment is gone or was built again: restarting its processes", "env", p.envKey)
+			p.restart()
+			continue
 		}
 		busy := p.bal.InFlight()
 		now := time.Now()
@@ -580,6 +601,33 @@ func (p *pool) restart() {
 	p.setTargetsLocked()
 	p.reconcileLocked()
 	p.broadcastLocked()
+}
+
+// envGone reports whether processes run from an environment that is gone
+// from disk or was built again since they started (another server's cache
+// delete and rebuild, or someone's hand).
+func (p *pool) envGone() bool {
+	if p.envKey == "" {
+		return false
+	}
+	p.mu.Lock()
+	var marks []os.FileInfo
+	for _, pr := range p.procs {
+		if !pr.stopping && pr.envMark != nil {
+			marks = append(marks, pr.envMark)
+		}
+	}
+	p.mu.Unlock()
+	if len(marks) == 0 {
+		return false
+	}
+	now, err := os.Stat(filepath.Join(p.s.envsDir, p.envKey, readyMarker))
+	if err != nil {
+		return true
+	}
+	// The file and its time: a marker written by a new build may reuse the
+	// inode of the one removed with the old environment.
+	return slices.ContainsFunc(marks, func(m os.FileInfo) bool { return !os.SameFile(m, now) || !m.ModTime().Equal(now.ModTime()) })
 }
 
 // cancelStarts ends the starts in progress: they hold their environment's
