@@ -205,6 +205,36 @@ func TestConnectDeploy(t *testing.T) {
 		t.Fatalf("version %v after a failed deploy, want 1 (the old version)", v)
 	}
 
+	// Runtime caches, as an admin sees them with rsconnect: the Python
+	// version the app was built with; a dry run changes nothing; a delete
+	// takes the environment away, and the app, whose process it stopped,
+	// answers again from an environment built anew.
+	out, ok = rsconnectCLI(t, home, "system", "caches", "list", "-n", "atrium")
+	var caches struct {
+		Caches []struct {
+			Language, Version, ImageName string `json:",omitempty"`
+		} `json:"caches"`
+	}
+	if !ok || json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &caches) != nil || len(caches.Caches) != 1 || caches.Caches[0].Language != "Python" {
+		t.Fatalf("rsconnect system caches list: %s", out)
+	}
+	pyVersion := caches.Caches[0].Version
+	if out, ok := rsconnectCLI(t, home, "system", "caches", "delete", "-n", "atrium", "-l", "Python", "-V", pyVersion, "--dry-run"); !ok {
+		t.Fatalf("rsconnect system caches delete --dry-run: %s", out)
+	}
+	if v := version(); v != 1 {
+		t.Fatalf("version %v after a dry run, want 1", v)
+	}
+	if out, ok := rsconnectCLI(t, home, "system", "caches", "delete", "-n", "atrium", "-l", "Python", "-V", pyVersion); !ok {
+		t.Fatalf("rsconnect system caches delete: %s", out)
+	}
+	if out, _ := rsconnectCLI(t, home, "system", "caches", "list", "-n", "atrium"); strings.Contains(out, pyVersion) {
+		t.Fatalf("the cache is still listed after its delete: %s", out)
+	}
+	if v := version(); v != 1 {
+		t.Fatalf("version %v after the cache delete, want 1", v)
+	}
+
 	// Anonymous browsers are sent to sign in; a bad key is refused.
 	if status, _ := keyGet(t, apiURL, "atr_not_a_key"); status != http.StatusUnauthorized {
 		t.Fatalf("bad key: %d", status)
