@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/atrium-suite/atrium/shared/auth"
 	"github.com/atrium-suite/atrium/shared/httpx"
+	"github.com/atrium-suite/atrium/shared/pyname"
 )
 
 // The packages API: which Python packages each bundle runs with
@@ -27,14 +27,18 @@ import (
 
 // pyPackage is one distribution installed in an environment.
 type pyPackage struct {
-	Name    string // as its METADATA says ("Flask")
+	// Name is as PEP 503 normalizes it ("Flask" is "flask"), the form the
+	// API reports, filters and sorts by: posit-sdk's find_by compares the
+	// name it is given with the name returned, and Connect answers
+	// name=flask with "flask" whatever the distribution calls itself.
+	Name    string
 	Version string
 }
 
 // readPackages lists the distributions installed in the virtualenv at env:
 // the Name and Version of every *.dist-info/METADATA (and, for packages
 // installed the old way, *.egg-info/PKG-INFO) in its site-packages, by
-// normalized name. An entry without both is skipped.
+// name. An entry without both is skipped.
 func readPackages(env string) ([]pyPackage, error) {
 	var files []string
 	for _, pattern := range []string{"*.dist-info/METADATA", "*.egg-info/PKG-INFO"} {
@@ -53,13 +57,14 @@ func readPackages(env string) ([]pyPackage, error) {
 		} else if err != nil {
 			return nil, err
 		}
-		if p.Name == "" || p.Version == "" || seen[normalizeName(p.Name)] {
+		p.Name = pyname.Normalize(p.Name)
+		if p.Name == "" || p.Version == "" || seen[p.Name] {
 			continue
 		}
-		seen[normalizeName(p.Name)] = true
+		seen[p.Name] = true
 		pkgs = append(pkgs, p)
 	}
-	slices.SortFunc(pkgs, func(a, b pyPackage) int { return cmp.Compare(normalizeName(a.Name), normalizeName(b.Name)) })
+	slices.SortFunc(pkgs, func(a, b pyPackage) int { return cmp.Compare(a.Name, b.Name) })
 	return pkgs, nil
 }
 
@@ -130,17 +135,6 @@ func scanAnyLines(data []byte, atEOF bool) (int, []byte, error) {
 	return 0, nil, nil // a "\r" at the end of what was read: is "\n" next?
 }
 
-var nameSeparators = regexp.MustCompile(`[-_.]+`)
-
-// normalizeName is a Python package name as PEP 503 normalizes it, the
-// form the API reports and filters by: "Flask" is "flask",
-// "typing_extensions" is "typing-extensions". posit-sdk's find_by compares
-// the name it is given with the name returned, and Connect answers
-// name=flask with "flask" whatever the distribution calls itself.
-func normalizeName(name string) string {
-	return strings.ToLower(nameSeparators.ReplaceAllString(name, "-"))
-}
-
 // packageFilter is the query of the packages APIs. An empty field does not
 // filter.
 type packageFilter struct {
@@ -151,7 +145,7 @@ type packageFilter struct {
 func packageFilterOf(c *gin.Context) packageFilter {
 	f := packageFilter{
 		language: c.Query("language"),
-		name:     c.Query("name"),
+		name:     pyname.Normalize(c.Query("name")),
 		version:  c.Query("version"),
 		hash:     c.Query("hash"),
 		bundleID: c.Query("bundle_id"),
@@ -173,7 +167,7 @@ func packageFilterOf(c *gin.Context) packageFilter {
 // form; Python packages have no hash, so a hash filter matches none.
 func (f packageFilter) match(p bundlePackage) bool {
 	return (f.language == "" || strings.EqualFold(f.language, p.Language)) &&
-		(f.name == "" || normalizeName(f.name) == normalizeName(p.Name)) &&
+		(f.name == "" || f.name == p.Name) &&
 		(f.version == "" || f.version == p.Version) &&
 		f.hash == "" &&
 		(f.bundleID == "" || f.bundleID == bundleIDString(p.BundleID)) &&
@@ -185,7 +179,7 @@ func contentPackageJSON(p bundlePackage) gin.H {
 	return gin.H{
 		"language":         p.Language,
 		"language_version": p.LanguageVersion,
-		"name":             normalizeName(p.Name),
+		"name":             p.Name,
 		"version":          p.Version,
 		"hash":             nil,
 	}

@@ -23,7 +23,7 @@ func TestReadPackages(t *testing.T) {
 			"flask/__init__.py":                  "",
 			"Jinja2-3.1.4.dist-info/METADATA":    "Metadata-Version: 2.1\r\nName: Jinja2\r\nVersion: 3.1.4\r\n",
 			"itsdangerous-2.2.0.dist-info/x.txt": "",
-		}, "Flask==3.0.3 Jinja2==3.1.4"},
+		}, "flask==3.0.3 jinja2==3.1.4"},
 		// The description follows the headers; a "Name:" in it is not
 		// the distribution's.
 		{"description after the headers", map[string]string{
@@ -77,30 +77,14 @@ func TestReadPackages(t *testing.T) {
 	}
 }
 
-func TestNormalizeName(t *testing.T) {
-	for in, want := range map[string]string{
-		"Flask":              "flask",
-		"typing_extensions":  "typing-extensions",
-		"zope.interface":     "zope-interface",
-		"Foo__Bar-.baz":      "foo-bar-baz",
-		"ruamel.yaml.clib":   "ruamel-yaml-clib",
-		"already-normalized": "already-normalized",
-	} {
-		if got := normalizeName(in); got != want {
-			t.Errorf("normalizeName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestPackageFilter(t *testing.T) {
-	p := bundlePackage{ContentGUID: "g1", BundleID: 7, Language: "python", LanguageVersion: "3.11.2", Name: "Flask", Version: "3.0.3"}
+	p := bundlePackage{ContentGUID: "g1", BundleID: 7, Language: "python", LanguageVersion: "3.11.2", Name: "flask", Version: "3.0.3"}
 	tests := []struct {
 		f    packageFilter
 		want bool
 	}{
 		{packageFilter{}, true},
 		{packageFilter{name: "flask"}, true},
-		{packageFilter{name: "FLASK"}, true},
 		{packageFilter{name: "flask-login"}, false},
 		{packageFilter{language: "Python"}, true},
 		{packageFilter{language: "r"}, false},

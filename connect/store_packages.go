@@ -25,7 +25,7 @@ type bundlePackage struct {
 	BundleID        int64
 	Language        string
 	LanguageVersion string
-	Name            string // as its METADATA says
+	Name            string // normalized (pyPackage)
 	Version         string
 }
 
@@ -75,14 +75,14 @@ func writeEnvPackages(ctx context.Context, tx *db.Tx, key string, pkgs []pyPacka
 const bundlePackageQuery = `SELECT e.content_guid, e.bundle_id, e.language, e.language_version, p.name, p.version
 	FROM bundle_environments e JOIN environment_packages p ON p.env_key = e.env_key`
 
-// collectPackages scans the rows, sorted by content, bundle and the
-// normalized name (the database's order of names puts "Werkzeug" before
-// "blinker").
+// collectPackages scans the rows, sorted by content, bundle and name
+// (here rather than in SQL: PostgreSQL's collation may order "-" unlike
+// SQLite).
 func collectPackages(rows *sql.Rows) ([]bundlePackage, error) {
 	pkgs, err := collect(rows, scanBundlePackage)
 	slices.SortStableFunc(pkgs, func(a, b bundlePackage) int {
 		return cmp.Or(cmp.Compare(a.ContentGUID, b.ContentGUID), cmp.Compare(a.BundleID, b.BundleID),
-			cmp.Compare(normalizeName(a.Name), normalizeName(b.Name)))
+			cmp.Compare(a.Name, b.Name))
 	})
 	return pkgs, err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/atrium-suite/atrium/packagemanager/mirror"
 	"github.com/atrium-suite/atrium/packagemanager/store"
 	"github.com/atrium-suite/atrium/shared/auth"
+	"github.com/atrium-suite/atrium/shared/pyname"
 )
 
 func currentUsername(c *gin.Context) (string, bool) {
@@ -174,7 +175,7 @@ func (s *Service) packageRows(ctx context.Context, repo store.Repo, txn int64, q
 			if q != "" && !strings.Contains(strings.ToLower(n), q) {
 				continue
 			}
-			_, files, err := s.Store.PythonProject(ctx, repo, txn, normalize(n))
+			_, files, err := s.Store.PythonProject(ctx, repo, txn, pyname.Normalize(n))
 			if err != nil {
 				return nil, err
 			}

@@ -24,10 +24,9 @@ import (
 	"github.com/atrium-suite/atrium/packagemanager/store"
 	"github.com/atrium-suite/atrium/shared/h1"
 	"github.com/atrium-suite/atrium/shared/httpx"
+	"github.com/atrium-suite/atrium/shared/pyname"
 	"github.com/atrium-suite/atrium/shared/storage"
 )
-
-func normalize(name string) string { return pypi.Normalize(name) }
 
 // sortVersions orders versions newest first by the repository type's rules.
 func sortVersions(repoType string, vs []string) {
@@ -66,8 +65,8 @@ func (s *Service) AddPythonFile(ctx context.Context, sourceName, filename string
 	if err != nil {
 		return store.PyFile{}, 0, err
 	}
-	project := pypi.Normalize(dist.Name)
-	if want.Name != "" && pypi.Normalize(want.Name) != project {
+	project := pyname.Normalize(dist.Name)
+	if want.Name != "" && pyname.Normalize(want.Name) != project {
 		return store.PyFile{}, 0, &InputError{Msg: fmt.Sprintf("the upload says name %q but the file's metadata says %q", want.Name, dist.Name)}
 	}
 	if want.Version != "" && pypi.NormalizeVersion(want.Version) != pypi.NormalizeVersion(dist.Version) {
@@ -253,7 +252,7 @@ func (s *Server) simplePage(ctx context.Context, v view, parts []string, format 
 		}
 	case len(parts) == 1 || (len(parts) == 2 && parts[1] == ""):
 		name := parts[0]
-		if norm := pypi.Normalize(name); norm != name || len(parts) == 1 {
+		if norm := pyname.Normalize(name); norm != name || len(parts) == 1 {
 			return cachedPage{}, v.base() + "/simple/" + norm + "/", nil
 		}
 		txn, err := s.svc.projectTxn(ctx, v, name)

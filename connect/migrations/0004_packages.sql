@@ -22,8 +22,8 @@ CREATE INDEX bundle_environments_content_guid ON bundle_environments (content_gu
 -- delete): unpinned requirements may then resolve to newer versions.
 CREATE TABLE environment_packages (
     env_key TEXT NOT NULL,
-    -- As the distribution's METADATA (Name:) spells it; the API reports
-    -- the normalized name (PEP 503).
+    -- As PEP 503 normalizes it ("Flask" is "flask"): what the API
+    -- reports and filters by.
     name    TEXT NOT NULL,
     version TEXT NOT NULL,
     PRIMARY KEY (env_key, name)

@@ -26,9 +26,11 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/atrium-suite/atrium/packagemanager/pypi"
+	"github.com/atrium-suite/atrium/shared/pyname"
 )
 
 var (
@@ -137,27 +139,18 @@ func (u *Upstream) userAgent() string {
 	return DefaultUserAgent
 }
 
-// validName is PEP 508's project name grammar. Checking it before building
-// a URL keeps slashes, dots-only names and query characters out of the path.
-var validName = regexp.MustCompile(`^(?i:[a-z0-9]|[a-z0-9][a-z0-9._-]*[a-z0-9])$`)
-
-var separatorRun = regexp.MustCompile(`[-_.]+`)
-
-// NormalizeName returns the PEP 503 normalized form of a project name.
-func NormalizeName(name string) string {
-	return strings.ToLower(separatorRun.ReplaceAllString(name, "-"))
-}
-
-// ProjectURL returns the URL of the project's page under BaseURL.
+// ProjectURL returns the URL of the project's page under BaseURL. Only a
+// valid project name is asked for: that keeps slashes, dots-only names and
+// query characters out of the path.
 func (u *Upstream) ProjectURL(name string) (string, error) {
-	if !validName.MatchString(name) {
+	if !pypi.ValidName(name) {
 		return "", fmt.Errorf("mirror: project name %q: %w", name, ErrNotFound)
 	}
 	base, err := parseIndexURL(u.BaseURL)
 	if err != nil {
 		return "", fmt.Errorf("mirror: base URL: %w", err)
 	}
-	return base + NormalizeName(name) + "/", nil
+	return base + pyname.Normalize(name) + "/", nil
 }
 
 // FetchProject fetches and parses the page of the named project. It returns
@@ -218,7 +211,7 @@ func (u *Upstream) FetchProject(ctx context.Context, name string) (*Project, err
 	if err != nil {
 		return nil, fmt.Errorf("mirror: project %q at %s: %w: %w", name, where, ErrUnreachable, err)
 	}
-	p.Name = NormalizeName(name)
+	p.Name = pyname.Normalize(name)
 	return p, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+
+	"github.com/atrium-suite/atrium/shared/pyname"
 )
 
 // Dist is what Inspect learned about a distribution file.
@@ -324,7 +326,7 @@ func distFromMetadata(kind string, raw []byte, fileName, fileVersion string) (Di
 	if _, err := ParseVersion(m.Version); err != nil {
 		return Dist{}, invalidf("%s metadata has version %q, which is not a valid PEP 440 version", kind, m.Version)
 	}
-	if fileName != "" && Normalize(fileName) != Normalize(m.Name) {
+	if fileName != "" && pyname.Normalize(fileName) != pyname.Normalize(m.Name) {
 		return Dist{}, invalidf("%s metadata says name '%s' but the filename says '%s'", kind, m.Name, fileName)
 	}
 	if fileVersion != "" && !versionMatches(fileVersion, m.Version) {
@@ -401,7 +403,7 @@ func (s *sdistLayout) finish(filename string) (Dist, error) {
 // version.
 func sdistMismatch(stem string, d Dist) error {
 	for i := 0; i < len(stem); i++ {
-		if stem[i] == '-' && Normalize(stem[:i]) == Normalize(d.Name) {
+		if stem[i] == '-' && pyname.Normalize(stem[:i]) == pyname.Normalize(d.Name) {
 			return invalidf("source distribution metadata says version '%s' but the filename says '%s'", d.Version, stem[i+1:])
 		}
 	}

@@ -4,34 +4,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-)
 
-// Normalize is PEP 503's project name normalization: lower case, and every
-// run of '-', '_' and '.' becomes one '-'. "Foo.Bar__baz" → "foo-bar-baz".
-func Normalize(name string) string {
-	var b strings.Builder
-	b.Grow(len(name))
-	sep := false
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c == '-' || c == '_' || c == '.' {
-			sep = true
-			continue
-		}
-		if sep {
-			b.WriteByte('-')
-			sep = false
-		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b.WriteByte(c)
-	}
-	if sep {
-		b.WriteByte('-')
-	}
-	return b.String()
-}
+	"github.com/atrium-suite/atrium/shared/pyname"
+)
 
 // MaxNameLen bounds project names; PyPI has no formal limit but nothing real
 // comes close, and names end up in paths and database keys.
@@ -156,7 +131,7 @@ func versionMatches(inName, meta string) bool {
 // '-', since both halves may contain one.
 func splitNameVersion(s, name, version string) bool {
 	for i := 0; i < len(s); i++ {
-		if s[i] == '-' && Normalize(s[:i]) == Normalize(name) && versionMatches(s[i+1:], version) {
+		if s[i] == '-' && pyname.Normalize(s[:i]) == pyname.Normalize(name) && versionMatches(s[i+1:], version) {
 			return true
 		}
 	}

@@ -5,22 +5,6 @@ import (
 	"testing"
 )
 
-func TestNormalize(t *testing.T) {
-	for in, want := range map[string]string{
-		"Django":            "django",
-		"zope.interface":    "zope-interface",
-		"Foo.Bar__baz--Qux": "foo-bar-baz-qux",
-		"a-_.-b":            "a-b",
-		"requests":          "requests",
-		"":                  "",
-		"trailing_":         "trailing-",
-	} {
-		if got := Normalize(in); got != want {
-			t.Errorf("Normalize(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestValidName(t *testing.T) {
 	for name, want := range map[string]bool{
 		"a": true, "demo-pkg": true, "Zope.Thing": true, "x_1": true, "9lives": true,

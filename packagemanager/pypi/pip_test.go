@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/atrium-suite/atrium/shared/pyname"
 )
 
 // TestPipDownload serves the built distributions through WriteIndex and
@@ -63,7 +65,7 @@ func TestPipDownload(t *testing.T) {
 					project := strings.TrimSuffix(strings.TrimPrefix(p, "/simple/"), "/")
 					var proj Project
 					for fn, s := range files {
-						if Normalize(s.dist.Name) != project {
+						if pyname.Normalize(s.dist.Name) != project {
 							continue
 						}
 						proj.Name = s.dist.Name

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/atrium-suite/atrium/shared/pyname"
 )
 
 // APIVersion is the Simple API version served (PEP 700 added size,
@@ -203,7 +205,7 @@ func WriteIndex(w io.Writer, f Format, names []string) error {
 	} else {
 		bw.WriteString(htmlHead + "Simple index</title>\n  </head>\n  <body>\n")
 		for _, n := range names {
-			href := url.PathEscape(Normalize(n)) + "/"
+			href := url.PathEscape(pyname.Normalize(n)) + "/"
 			bw.WriteString(`    <a href="` + html.EscapeString(href) + `">` + html.EscapeString(n) + "</a><br>\n")
 		}
 		bw.WriteString(htmlTail)
@@ -322,7 +324,7 @@ func projectJSON(p Project) any {
 		Name     string     `json:"name"`
 		Files    []fileJSON `json:"files"`
 		Versions []string   `json:"versions"`
-	}{meta{APIVersion}, Normalize(p.Name), files, SortVersions(p.Versions)}
+	}{meta{APIVersion}, pyname.Normalize(p.Name), files, SortVersions(p.Versions)}
 }
 
 // FormatUploadTime renders t as PEP 700 wants: UTC, "Z", up to six

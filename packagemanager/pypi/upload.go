@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/atrium-suite/atrium/shared/pyname"
 	"golang.org/x/crypto/blake2b"
 )
 
@@ -217,7 +218,7 @@ func (u *Upload) Check(d Dist) error {
 	switch {
 	case u.Filename != d.Filename:
 		return invalidf("the upload is named %q but was inspected as %q", u.Filename, d.Filename)
-	case Normalize(u.Name) != Normalize(d.Name):
+	case pyname.Normalize(u.Name) != pyname.Normalize(d.Name):
 		return invalidf("the upload form says name '%s' but the file's metadata says '%s'", u.Name, d.Name)
 	case !versionMatches(u.Version, d.Version):
 		return invalidf("the upload form says version '%s' but the file's metadata says '%s'", u.Version, d.Version)
