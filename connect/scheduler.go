@@ -588,19 +588,34 @@ func (p *pool) kill(key string) bool {
 func (p *pool) restart() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.stopAllLocked()
+	p.reconcileLocked()
+	p.broadcastLocked()
+}
+
+// stopAllLocked stops every process (their exits come later) and ends the
+// starts in progress — one would come up with the old environment, and it
+// holds the environment's read lock until its process listens, which a
+// cache delete waits for — and returns how many processes it stopped.
+func (p *pool) stopAllLocked() int {
+	n := 0
 	for _, pr := range p.procs {
 		if !pr.stopping {
 			pr.stopping = true
+			n++
 			go p.stopProc(pr)
 		}
 	}
+	p.cancelStartsLocked()
+	p.setTargetsLocked()
+	return n
+}
+
+func (p *pool) cancelStartsLocked() {
 	for key, cancel := range p.startingKeys {
-		cancel() // a start under way would come up with the old environment
+		cancel()
 		delete(p.startingKeys, key)
 	}
-	p.setTargetsLocked()
-	p.reconcileLocked()
-	p.broadcastLocked()
 }
 
 // envGone reports whether processes run from an environment that is gone
@@ -630,15 +645,11 @@ func (p *pool) envGone() bool {
 	return slices.ContainsFunc(marks, func(m os.FileInfo) bool { return !os.SameFile(m, now) || !m.ModTime().Equal(now.ModTime()) })
 }
 
-// cancelStarts ends the starts in progress: they hold their environment's
-// read lock until the process listens, which a cache delete waits for.
+// cancelStarts ends the starts in progress (see stopAllLocked).
 func (p *pool) cancelStarts() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for key, cancel := range p.startingKeys {
-		cancel()
-		delete(p.startingKeys, key)
-	}
+	p.cancelStartsLocked()
 }
 
 // stopProcesses stops every process as restart does, but returns only once
@@ -647,23 +658,11 @@ func (p *pool) cancelStarts() {
 // then starts processes again as min_processes and requests ask.
 func (p *pool) stopProcesses(ctx context.Context) int {
 	p.mu.Lock()
-	procs := append([]*proc(nil), p.procs...)
-	n := 0
-	for _, pr := range procs {
-		if !pr.stopping {
-			pr.stopping = true
-			n++
-			go p.stopProc(pr)
-		}
-	}
-	for key, cancel := range p.startingKeys {
-		cancel()
-		delete(p.startingKeys, key)
-	}
-	p.setTargetsLocked()
+	procs := slices.Clone(p.procs) // also those already stopping (idle, killed)
+	n := p.stopAllLocked()
 	p.broadcastLocked()
 	p.mu.Unlock()
-	for _, pr := range procs { // also those already stopping (idle, killed)
+	for _, pr := range procs {
 		select {
 		case <-pr.job.Done():
 		case <-ctx.Done():
