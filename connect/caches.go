@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -172,7 +173,7 @@ func (s *Server) removeRuntimeCache(ctx context.Context, version string, log *ta
 		if err != nil {
 			return err
 		}
-		for _, guid := range sortedKeys(stopped) {
+		for _, guid := range slices.Sorted(maps.Keys(stopped)) {
 			n := stopped[guid]
 			log.Printf("Stopped %d process(es) of content %s running from it", n, s.contentLabel(ctx, guid))
 		}
@@ -238,15 +239,6 @@ func contentNames(list []Content) string {
 		names[i] = fmt.Sprintf("%q (%s)", ct.Name, ct.GUID)
 	}
 	return strings.Join(names, ", ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // addEnvUser records that p starts its processes from its environment.
