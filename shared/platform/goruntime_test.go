@@ -130,13 +130,6 @@ func FuzzServerEnviron(f *testing.F) {
 // row, shrink to lo after lowerAfter quiet ones, and stay put in between
 // or when a streak is broken.
 func TestProcsGovernor(t *testing.T) {
-	repeat := func(v float64, n int) []float64 {
-		out := make([]float64, n)
-		for i := range out {
-			out[i] = v
-		}
-		return out
-	}
 	cases := []struct {
 		name   string
 		lo, hi int
@@ -145,14 +138,14 @@ func TestProcsGovernor(t *testing.T) {
 	}{
 		{"busy grows", 1, 2, []float64{0.9, 0.9, 0.9}, []int{1, 2, 2}},
 		{"one busy period is not enough", 1, 2, []float64{0.9, 0.3, 0.9, 0.3}, []int{1, 1, 1, 1}},
-		{"a proxy behind Python apps stays", 1, 2, repeat(0.3, 10), repeat2(1, 10)},
+		{"a proxy behind Python apps stays", 1, 2, repeat(0.3, 10), repeat(1, 10)},
 		{"60% of a P is not busy", 1, 2, []float64{0.6, 0.6, 0.6}, []int{1, 1, 1}},
 		{"quiet shrinks after lowerAfter",
-			1, 2, append([]float64{1, 1}, repeat(0.2, lowerAfter)...), append([]int{1, 2}, append(repeat2(2, lowerAfter-1), 1)...)},
-		{"between the thresholds stays", 1, 2, append([]float64{1, 1}, repeat(0.45, lowerAfter+5)...), append([]int{1, 2}, repeat2(2, lowerAfter+5)...)},
+			1, 2, append([]float64{1, 1}, repeat(0.2, lowerAfter)...), append([]int{1, 2}, append(repeat(2, lowerAfter-1), 1)...)},
+		{"between the thresholds stays", 1, 2, append([]float64{1, 1}, repeat(0.45, lowerAfter+5)...), append([]int{1, 2}, repeat(2, lowerAfter+5)...)},
 		{"a busy period breaks a quiet streak",
 			1, 2, append(append([]float64{1, 1}, repeat(0.2, lowerAfter-1)...), append([]float64{0.9}, repeat(0.2, lowerAfter-1)...)...),
-			append([]int{1, 2}, repeat2(2, 2*lowerAfter-1)...)},
+			append([]int{1, 2}, repeat(2, 2*lowerAfter-1)...)},
 		{"eight CPUs", 4, 8, []float64{2.5, 2.5, 1.7, 1.7}, []int{4, 8, 8, 8}},
 		{"no room", 2, 2, []float64{2, 2, 2}, []int{2, 2, 2}},
 	}
@@ -168,8 +161,9 @@ func TestProcsGovernor(t *testing.T) {
 	}
 }
 
-func repeat2(v, n int) []int {
-	out := make([]int, n)
+// repeat is n times v.
+func repeat[T any](v T, n int) []T {
+	out := make([]T, n)
 	for i := range out {
 		out[i] = v
 	}
