@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -33,6 +34,34 @@ type pyPackage struct {
 	// name=flask with "flask" whatever the distribution calls itself.
 	Name    string
 	Version string
+}
+
+// recordEnvironment keeps what the packages API reports of env, which the
+// caller holds (pythonEnv's read lock): its packages, read from it when it
+// was just built or none are recorded (built before they were), and, for a
+// bundle's start (bundleID not 0), that bundleID of content guid runs in
+// it. A server starting its content again reads no site-packages.
+func (s *Server) recordEnvironment(ctx context.Context, env pyEnv, guid string, bundleID int64) error {
+	known := false
+	if !env.built {
+		var err error
+		if known, err = s.st.envPackagesKnown(ctx, env.key); err != nil {
+			return err
+		}
+	}
+	if !known {
+		pkgs, err := readPackages(env.path)
+		if err != nil {
+			return err
+		}
+		if err := s.st.setEnvPackages(ctx, env.key, pkgs); err != nil {
+			return err
+		}
+	}
+	if bundleID == 0 {
+		return nil
+	}
+	return s.st.recordBundleEnv(ctx, guid, bundleID, env)
 }
 
 // readPackages lists the distributions installed in the virtualenv at env:

@@ -1,6 +1,7 @@
 package connect
 
 import (
+	"context"
 	"os"
 
 	"path/filepath"
@@ -168,4 +169,51 @@ func FuzzParseMetadata(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRecordEnvironment: an environment's packages are read from its
+// site-packages when it was just built or none are recorded, and not again
+// on every start of content that runs from it (a server's restart).
+func TestRecordEnvironment(t *testing.T) {
+	f := newSchedFixture(t, testSchedule())
+	ctx := context.Background()
+	env := pyEnv{key: "3.11.2-000000000000000000000001", path: t.TempDir(), version: "3.11.2"}
+	metadata := filepath.Join(env.path, "lib", "python3.11", "site-packages", "a-1.dist-info", "METADATA")
+	install := func(version string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(metadata), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(metadata, []byte("Name: A\nVersion: "+version+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recorded := func() string {
+		t.Helper()
+		var name, version string
+		if err := f.s.st.db.QueryRowContext(ctx, `SELECT name, version FROM environment_packages WHERE env_key = ?`, env.key).Scan(&name, &version); err != nil {
+			t.Fatal(err)
+		}
+		return name + "==" + version
+	}
+	steps := []struct {
+		what    string
+		version string // installed before the step
+		built   bool
+		want    string
+	}{
+		{"none recorded: read", "1", false, "a==1"},
+		{"recorded, started again: not read", "2", false, "a==1"},
+		{"built again: read", "2", true, "a==2"},
+	}
+	for _, st := range steps {
+		install(st.version)
+		env.built = st.built
+		if err := f.s.recordEnvironment(ctx, env, f.guid, 0); err != nil {
+			t.Fatalf("%s: %v", st.what, err)
+		}
+		if got := recorded(); got != st.want {
+			t.Errorf("%s: recorded %s, want %s", st.what, got, st.want)
+		}
+	}
 }

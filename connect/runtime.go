@@ -155,11 +155,8 @@ func (r *runtime) start(ctx context.Context, ct Content, b Bundle, m bundle.Mani
 		}
 	}
 	// What the bundle runs with, for the packages API.
-	pkgs, err := readPackages(env)
+	err = r.s.recordEnvironment(ctx, pe, guid, b.ID)
 	release()
-	if err == nil {
-		err = r.s.st.recordEnvironment(ctx, guid, b.ID, pe, pkgs)
-	}
 	if err != nil {
 		r.s.Log.Warn("recording the packages of the content's environment", "content_guid", guid, "bundle_id", b.ID, "env", pe.key, "err", err)
 	}
@@ -174,9 +171,7 @@ func (r *runtime) start(ctx context.Context, ct Content, b Bundle, m bundle.Mani
 			return nil, err
 		}
 		if again.built {
-			if pkgs, err := readPackages(again.path); err != nil {
-				envLog.Warn("reading the packages of a rebuilt environment", "env", again.key, "err", err)
-			} else if err := r.s.st.setEnvPackages(context.WithoutCancel(ctx), again, pkgs); err != nil {
+			if err := r.s.recordEnvironment(context.WithoutCancel(ctx), again, guid, 0); err != nil {
 				envLog.Warn("recording the packages of a rebuilt environment", "env", again.key, "err", err)
 			}
 		}

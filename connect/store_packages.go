@@ -29,28 +29,31 @@ type bundlePackage struct {
 	Version         string
 }
 
-// recordEnvironment records that bundleID of content guid runs in env,
-// whose packages are pkgs.
-func (s *store) recordEnvironment(ctx context.Context, guid string, bundleID int64, env pyEnv, pkgs []pyPackage) error {
-	err := s.db.InTx(ctx, func(tx *db.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO bundle_environments (bundle_id, content_guid, env_key, language, language_version, recorded_at)
-			VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (bundle_id) DO UPDATE SET env_key = excluded.env_key, language = excluded.language,
-				language_version = excluded.language_version, recorded_at = excluded.recorded_at`,
-			bundleID, guid, env.key, langPython, env.version, s.nowMS()); err != nil {
-			return err
-		}
-		return writeEnvPackages(ctx, tx, env.key, pkgs)
-	})
-	if err != nil {
+// recordBundleEnv records that bundleID of content guid runs in env.
+func (s *store) recordBundleEnv(ctx context.Context, guid string, bundleID int64, env pyEnv) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO bundle_environments (bundle_id, content_guid, env_key, language, language_version, recorded_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (bundle_id) DO UPDATE SET env_key = excluded.env_key, language = excluded.language,
+			language_version = excluded.language_version, recorded_at = excluded.recorded_at`,
+		bundleID, guid, env.key, langPython, env.version, s.nowMS()); err != nil {
 		return fmt.Errorf("record environment: %w", err)
 	}
 	return nil
 }
 
-// setEnvPackages replaces the packages of env (built again).
-func (s *store) setEnvPackages(ctx context.Context, env pyEnv, pkgs []pyPackage) error {
-	err := s.db.InTx(ctx, func(tx *db.Tx) error { return writeEnvPackages(ctx, tx, env.key, pkgs) })
+// envPackagesKnown reports whether the packages of environment key are
+// recorded.
+func (s *store) envPackagesKnown(ctx context.Context, key string) (bool, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM environment_packages WHERE env_key = ?`, key).Scan(&n); err != nil {
+		return false, fmt.Errorf("environment packages: %w", err)
+	}
+	return n > 0, nil
+}
+
+// setEnvPackages replaces the packages of environment key.
+func (s *store) setEnvPackages(ctx context.Context, key string, pkgs []pyPackage) error {
+	err := s.db.InTx(ctx, func(tx *db.Tx) error { return writeEnvPackages(ctx, tx, key, pkgs) })
 	if err != nil {
 		return fmt.Errorf("record environment packages: %w", err)
 	}
