@@ -10,13 +10,17 @@
 #            with procs = CPUs —, through nginx (worker_processes = CPUs,
 #            upstream keepalive, access_log off) and through
 #            configurable-http-proxy (defaults). Targets: >= 1.0x nginx,
-#            >= 3x configurable-http-proxy (requests/s).
+#            >= 3x configurable-http-proxy (requests/s). For reference, no
+#            target: a bare epoll event loop per CPU in Go with none of a
+#            product's work (e2e/benchcmd/epollfront), the least a proxy
+#            costs on this machine.
 #   fastapi  a FastAPI app deployed with the real `rsconnect deploy fastapi`
 #            to a real `atrium up`, two processes (min_processes =
 #            max_processes = 2), through Atrium vs straight to the same two
 #            uvicorn processes. Targets: >= 0.95x requests/s, <= 1.2x p99.
-#            nginx in front of the same processes is measured beside them,
-#            for reference (what the best-known proxy costs here).
+#            nginx and the bare epoll loop in front of the same processes
+#            are measured beside them, for reference (what the best-known
+#            proxy, and what any proxy, costs here).
 #   flask    a Flask API (`rsconnect deploy api`, gunicorn as Connect runs
 #            it) with BENCH_FLASK_PROCS processes through Atrium. Target:
 #            >= 2500 requests/s with 0 errors.
@@ -276,8 +280,8 @@ versions=()
 # --- (1) the proxy against nginx and configurable-http-proxy ----------------
 
 if want proxy; then
-	log "building e2e/benchcmd (backend, proxyfront)"
-	(cd "$root/e2e" && go build -o "$work/bin/" ./benchcmd/backend ./benchcmd/proxyfront) >&2
+	log "building e2e/benchcmd (backend, proxyfront, epollfront)"
+	(cd "$root/e2e" && go build -o "$work/bin/" ./benchcmd/backend ./benchcmd/proxyfront ./benchcmd/epollfront) >&2
 	bport=$(free_port)
 	start backend "$work/bin/backend" -listen "127.0.0.1:$bport"
 	wait_up backend "http://127.0.0.1:$bport/"
@@ -297,12 +301,18 @@ if want proxy; then
 		PURL[atrium-cpus]=http://127.0.0.1:$port/content/$GUID/
 		proxies+=(atrium-cpus)
 	fi
-	proxies+=(nginx chp)
+	proxies+=(nginx epoll chp)
 
 	port=$(free_port)
 	nginx_config "$work/nginx" "$port" /content/ http://backend "127.0.0.1:$bport"
 	start nginx "$NGINX" -c "$work/nginx/nginx.conf"
 	PURL[nginx]=http://127.0.0.1:$port/content/$GUID/
+
+	# For reference, not a target: the least a Go proxy costs here
+	# (e2e/benchcmd/epollfront: an epoll loop per CPU, nothing else).
+	port=$(free_port)
+	start epoll "$work/bin/epollfront" -listen "127.0.0.1:$port" -backend "http://127.0.0.1:$bport" -loops "$(nproc)"
+	PURL[epoll]=http://127.0.0.1:$port/content/$GUID/
 
 	port=$(free_port)
 	start chp "$CHP" --ip 127.0.0.1 --port "$port" --api-ip 127.0.0.1 --api-port "$(free_port)" \
@@ -452,14 +462,25 @@ for j in json.load(sys.stdin):
 		start nginx-fastapi "$NGINX" -c "$work/nginx-fastapi/nginx.conf"
 		nginx_url=http://127.0.0.1:$nport/content/$fguid/
 		wait_up nginx-fastapi "$nginx_url"
+		# And the bare epoll proxy of the proxy section, also for
+		# reference: what any proxy costs in front of these processes.
+		[ -x "$work/bin/epollfront" ] || (cd "$root/e2e" && go build -o "$work/bin/" ./benchcmd/epollfront) >&2
+		eport=$(free_port)
+		ebackends=$(printf 'http://127.0.0.1:%s,' "${fports[@]}")
+		start epoll-fastapi "$work/bin/epollfront" -listen "127.0.0.1:$eport" -backend "${ebackends%,}" \
+			-strip "/content/$fguid/" -loops "$(nproc)"
+		epoll_url=http://127.0.0.1:$eport/content/$fguid/
+		wait_up epoll-fastapi "$epoll_url"
 		half=$((WRK_CONNECTIONS / 2))
 		for r in $(seq "$ROUNDS"); do
 			log "fastapi, round $r/$ROUNDS"
 			CPU_PIDS=${PID[atrium-up]} wrk_run fastapi atrium "$r" 1 "$half" "$through" "$AUTH"
 			wrk_run fastapi direct "$r" 1 "$half" "$direct"
 			CPU_PIDS="${PID[nginx-fastapi]} $(pgrep -P "${PID[nginx-fastapi]}" | tr '\n' ' ')" wrk_run fastapi nginx "$r" 1 "$half" "$nginx_url $nginx_url"
+			CPU_PIDS=${PID[epoll-fastapi]} wrk_run fastapi epoll "$r" 1 "$half" "$epoll_url $epoll_url"
 		done
 		stop_server nginx-fastapi
+		stop_server epoll-fastapi
 
 		log "deploying the Flask API"
 		lguid=$(deploy api "$work/flask" "$work/deploy-flask.log")

@@ -22,6 +22,7 @@ NAMES = {
     "atrium": "Atrium",
     "atrium-cpus": "Atrium, procs = CPUs",
     "nginx": "nginx",
+    "epoll": "bare epoll loop (reference)",
     "chp": "configurable-http-proxy",
     "direct": "direct to the processes",
 }
@@ -155,7 +156,7 @@ def main():
             " ".join(f"{x:.0f}" for x in m["rps_all"]),
         ])
 
-    for section, order in (("proxy", ["atrium", "atrium-cpus", "nginx", "chp"]), ("fastapi", ["atrium", "nginx", "direct"]), ("flask", ["atrium"])):
+    for section, order in (("proxy", ["atrium", "atrium-cpus", "nginx", "epoll", "chp"]), ("fastapi", ["atrium", "nginx", "epoll", "direct"]), ("flask", ["atrium"])):
         for s in order:
             if s in med.get(section, {}):
                 add(section, s)
@@ -211,10 +212,13 @@ def main():
         if at and at["errors_all"]:
             verdicts.append(f"  proxy: Atrium had {at['errors_all']} errors: NOT MET")
         cn = cpu_per_request("proxy", "nginx") if "nginx" in wrk.get("proxy", {}) else None
-        for s in ("atrium", "atrium-cpus"):
+        for s in ("atrium", "atrium-cpus", "epoll"):
             ca = cpu_per_request("proxy", s) if s in wrk.get("proxy", {}) else None
             if ca and cn:
                 verdicts.append(f"  (for reference, no target: CPU per request, {NAMES[s]} / nginx: {ca / cn:.2f}x; below 1 is cheaper)")
+        if valid("proxy", "epoll") and ng:
+            r, rounds = ratio("proxy", "epoll", "nginx", "rps")
+            verdicts.append(f"  (for reference, no target: proxy req/s, bare epoll loop / nginx: {r:.2f}x{rounds})")
     at, di = valid("fastapi", "atrium"), valid("fastapi", "direct")
     if "fastapi" in med or "fastapi" in skips:
         for name, key, op, goal in (("req/s", "rps", ">=", 0.95), ("p99", "p99", "<=", 1.2)):
@@ -224,6 +228,10 @@ def main():
         if ng and di:
             (rr, _), (rp, _) = ratio("fastapi", "nginx", "direct", "rps"), ratio("fastapi", "nginx", "direct", "p99")
             verdicts.append(f"  (for reference, no target: fastapi through nginx / direct: {rr:.2f}x req/s, {rp:.2f}x p99)")
+        ep = valid("fastapi", "epoll")
+        if ep and di:
+            (rr, _), (rp, _) = ratio("fastapi", "epoll", "direct", "rps"), ratio("fastapi", "epoll", "direct", "p99")
+            verdicts.append(f"  (for reference, no target: fastapi through the bare epoll loop / direct: {rr:.2f}x req/s, {rp:.2f}x p99)")
     if "flask" in med or "flask" in skips:
         fl = med.get("flask", {}).get("atrium")
         extra = f" ({a.flask_procs} processes)"
