@@ -8,7 +8,9 @@
 #   installs  uv pip install (fresh venv, --no-cache --reinstall) and
 #             pip download (--no-cache-dir --no-deps) of all the wheels;
 #             cold = the first run right after a fresh server start (each
-#             cold sample gets its own restart), warm = runs after that.
+#             cold sample gets its own restart), warm = runs after that;
+#             uv's own phase times (resolving; downloading and unpacking)
+#             from its summary lines, beside each uv install.
 #   index     wrk on the simple index root and on one project page, with
 #             Accept: text/html and Accept: application/vnd.pypi.simple.v1+json.
 #
@@ -270,13 +272,31 @@ time_uv() {
 	"$uv" venv -q --no-config --python "$pybin" "$venv" >&2
 	settle
 	t0=$(now_ms)
-	"${client_env[@]}" "$uv" pip install -q --no-config --no-cache --reinstall --python "$venv/bin/python" \
+	"${client_env[@]}" "$uv" pip install --no-config --no-cache --reinstall --python "$venv/bin/python" \
 		"${src[@]}" -r "$work/reqs.txt" >"$work/client.log" 2>&1 ||
 		die "$s: uv pip install failed: $(tail -n 20 "$work/client.log")"
 	t1=$(now_ms)
 	"$venv/bin/python" -c 'import requests, flask, dateutil, pytz, attrs, pyparsing, packaging, colorama, tzdata, typing_extensions' ||
 		die "$s: the uv-installed venv does not import the packages"
 	printf 'time\t%s\t%s\t%s\n' "$label" "$s" "$((t1 - t0))" >>"$raw"
+	uv_phases "$s" "$label" "$work/client.log"
+}
+
+# uv_phases SERVER LABEL LOG: the phases uv reports on its summary lines
+# ("Resolved 21 packages in 28ms", "Prepared 21 packages in 259ms"):
+# resolving is what the index's pages and metadata decide; preparing is
+# downloading the wheels and unpacking them into uv's cache, mostly the
+# client's own disk work.
+uv_phases() {
+	local ms phase
+	for phase in Resolved Prepared; do
+		ms=$(awk -v p="$phase" '$1 == p && $(NF-1) == "in" {
+			v = $NF; f = 1
+			if (v ~ /ms$/) sub(/ms$/, "", v); else if (v ~ /s$/) { sub(/s$/, "", v); f = 1000 }
+			printf "%.0f\n", v * f; exit }' "$3")
+		[ -n "$ms" ] || die "$1: uv did not report how long it took: no \"$phase\" line in $(tail -n 5 "$3")"
+		printf 'phase\t%s\t%s\t%s\t%s\n' "$2" "$1" "$phase" "$ms" >>"$raw"
+	done
 }
 
 # time_pip SERVER LABEL: one pip download of every wheel into an empty dir.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """pm_report.py — the table scripts/bench/pm.sh prints.
 
-Reads pm.sh's raw.tsv (one line per sample: `time LABEL SERVER MS`, or
+Reads pm.sh's raw.tsv (one line per sample: `time LABEL SERVER MS`,
+`phase LABEL SERVER PHASE MS` for the phases uv reports of an install, or
 `wrk LABEL SERVER FILE|n/a REASON`), takes medians, and prints one row per
 measurement with Atrium, each peer, and "Atrium vs best peer" as a speedup
 (> 1 means Atrium is faster). Targets are reported, never enforced.
@@ -68,6 +69,7 @@ def main():
     a = ap.parse_args()
 
     times = {}  # label -> server -> [ms]
+    phases = {}  # label -> phase -> server -> [ms]
     wrk = {}  # label -> server -> dict | str (n/a reason)
     order = []
     for line in open(a.raw):
@@ -77,6 +79,8 @@ def main():
             order.append(label)
         if kind == "time":
             times.setdefault(label, {}).setdefault(server, []).append(int(f[3]))
+        elif kind == "phase":
+            phases.setdefault(label, {}).setdefault(f[3], {}).setdefault(server, []).append(int(f[4]))
         elif kind == "wrk":
             if f[3] == "n/a":
                 wrk.setdefault(label, {})[server] = "n/a (" + f[4] + ")"
@@ -85,7 +89,7 @@ def main():
 
     rows = []  # (measurement, cells..., ratio)
     notes = []
-    install_ratios, index_ratios, server_ratios = [], [], []
+    install_ratios, index_ratios, server_ratios, resolve_ratios = [], [], [], []
 
     for label in order:
         if label in times:
@@ -95,9 +99,13 @@ def main():
             install_ratios.append((label, ratio))
             floor = f"{med['floor']:.0f}" if "floor" in med else "-"
             rows.append([label + " (ms, median)"] + [f"{med[s]:.0f}" if s in med else "-" for s in SERVERS] + [fmt_ratio(ratio), floor])
-            if "floor" in med:
+            if "floor" in med and label.startswith("pip"):
                 # What the server adds to the client's own work: the part
-                # of an install a server can make faster.
+                # of an install a server can make faster. Only pip's run
+                # without a server is a floor: uv with --find-links opens
+                # every wheel to read its metadata, work that an index
+                # with PEP 658 metadata saves it (uv from Atrium is faster
+                # than uv alone), so for uv the difference means nothing.
                 above = {s: med[s] - med["floor"] for s in SERVERS if s in med}
                 peers_above = [above[s] for s in SERVERS[1:] if s in above]
                 r2 = None
@@ -105,6 +113,15 @@ def main():
                     r2 = min(peers_above) / max(above["atrium"], 1.0)
                 server_ratios.append((label, r2))
                 rows.append(["  above client alone (ms)"] + [f"{above[s]:.0f}" if s in above else "-" for s in SERVERS] + [fmt_ratio(r2), ""])
+            for phase, by in phases.get(label, {}).items():
+                pm = {s: statistics.median(v) for s, v in by.items()}
+                pp = [pm[s] for s in SERVERS[1:] if s in pm]
+                pr = min(pp) / max(pm["atrium"], 1.0) if pp and "atrium" in pm else None
+                if phase == "Resolved":
+                    resolve_ratios.append((label, pr))
+                name = {"Resolved": "uv: resolving", "Prepared": "uv: downloading, unpacking"}.get(phase, phase)
+                rows.append([f"  {name} (ms)"] + [f"{pm[s]:.0f}" if s in pm else "-" for s in SERVERS] +
+                            [fmt_ratio(pr), f"{pm['floor']:.0f}" if "floor" in pm else "-"])
             continue
         res = wrk[label]
         valid = {}
@@ -154,10 +171,15 @@ def main():
     out.append(f"          warm = later runs on a started, already used server ({a.reps} samples); so cold includes")
     out.append("          whatever a server builds on first use (pypiserver's cached-dir listing and digests, devpi's")
     out.append("          keyfs cache, Atrium's database pages); no server fetches from an upstream")
-    out.append("client alone: the same client with --no-index --find-links on the wheel dir, no server: the floor")
-    out.append("              no server can go below; it bounds the install speedup any server can show")
-    out.append("above client alone: median install time minus the client alone's: the server's share, the part")
-    out.append("              a faster server shortens (a value at or below 0 is within the noise of the floor)")
+    out.append("client alone: the same client with --no-index --find-links on the wheel dir, no server. For pip")
+    out.append("              the floor no server can go below, which bounds the speedup any server can show;")
+    out.append("              not for uv, which then opens every wheel for its metadata (an index's PEP 658")
+    out.append("              metadata saves it that)")
+    out.append("above client alone: pip's median time minus pip's alone: the server's share, the part a faster")
+    out.append("              server shortens (a value at or below 0 is within the noise of the floor)")
+    out.append("uv: resolving, downloading and unpacking: the phases of the same installs, as uv reports them")
+    out.append("              (its summary lines); resolving is what the index decides (pages, metadata),")
+    out.append("              unpacking into uv's cache is the client's own disk work")
     out.append(f"index: wrk {a.wrk}, after a 1s warm-up")
     out.append("ratio: speedup of Atrium over the best peer (>1 = Atrium faster); time = best peer / Atrium,")
     out.append("       req/s = Atrium / best peer, latency = best peer / Atrium")
@@ -180,8 +202,11 @@ def main():
 
     out.append("targets (reported, not enforced):")
     out.append("  " + verdict("installs", install_ratios, INSTALL_TARGET))
-    out.append("  " + verdict("installs, time above the client alone", server_ratios, INSTALL_TARGET))
+    out.append("  " + verdict("pip, time above pip alone", server_ratios, INSTALL_TARGET))
     out.append("  " + verdict("index requests", index_ratios, INDEX_TARGET))
+    rr = [f"{r:.2f}x {lab.split(', ')[-1]}" for lab, r in resolve_ratios if r is not None]
+    if rr:
+        out.append("  (for reference, no target: uv's resolving phase, Atrium vs best peer: " + ", ".join(rr) + ")")
     if notes:
         out.append("")
         out.append("notes:")
