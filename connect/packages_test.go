@@ -181,6 +181,19 @@ func TestContentPackages(t *testing.T) {
 		if st := ts.call(t, "GET", path, ts.viewer, nil, &pkgs); st != 200 || len(pkgs) != 4 {
 			t.Errorf("viewer with permission: %d %v", st, pkgs)
 		}
+
+		// The content page shows the same to those who manage the item:
+		// the interpreter and the packages; a viewer gets the app alone.
+		st, page := ts.page(t, "/connect/apps/"+guid+"/", ts.pub)
+		for _, want := range []string{`<td id="python-version">3.11.2</td>`, `<summary>4 installed</summary>`,
+			`<tr><td>flask</td><td>3.0.3</td></tr>`, `<tr><td>werkzeug</td><td>3.1.9</td></tr>`} {
+			if st != 200 || !strings.Contains(page, want) {
+				t.Errorf("owner's content page: %d, no %s", st, want)
+			}
+		}
+		if st, page := ts.page(t, "/connect/apps/"+guid+"/", ts.viewer); st != 200 || strings.Contains(page, `id="packages"`) {
+			t.Errorf("viewer's content page: %d, packages shown: %v", st, strings.Contains(page, `id="packages"`))
+		}
 		if st := ts.call(t, "GET", path, ts.admin, nil, nil); st != 200 {
 			t.Errorf("admin: %d", st)
 		}

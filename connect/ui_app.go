@@ -55,8 +55,13 @@ type appView struct {
 	URL, VanityURL, VanityPath, Path                       string
 	Deployed, API, CanEdit, Admin                          bool
 	Tab                                                    string
-	Notice                                                 uiNotice
-	CSRF                                                   template.HTML
+	// The active bundle's Python environment, for those who manage the
+	// item (the packages API's data): the interpreter's version and what
+	// is installed, by normalized name.
+	PythonVersion string
+	Packages      []bundlePackage
+	Notice        uiNotice
+	CSRF          template.HTML
 	// Elapsed is how long the shown task has run, for its progress line.
 	Elapsed int64
 
@@ -167,6 +172,13 @@ func (s *Server) uiApp(c *gin.Context, tab string, notice uiNotice, status int) 
 	}
 	v.FormVanity = v.VanityPath
 	switch tab {
+	case tabApp:
+		if canEdit && ct.ActiveBundleID != 0 {
+			v.Packages, err = s.st.bundlePackages(ctx, ct.GUID, ct.ActiveBundleID)
+			if len(v.Packages) > 0 {
+				v.PythonVersion = v.Packages[0].LanguageVersion
+			}
+		}
 	case tabSettings:
 		err = s.settingsView(ctx, ct, names, &v)
 		if err == nil && notice.Error != "" && c.Request.Method == http.MethodPost {
