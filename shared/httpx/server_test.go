@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -163,8 +164,18 @@ func TestRequestIDKeptOrMinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if got := resp.Header.Get(httpx.RequestIDHeader); got == "" || strings.Contains(got, " ") {
-		t.Errorf("minted id: got %q", got)
+	minted := resp.Header.Get(httpx.RequestIDHeader)
+	if !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(minted) {
+		t.Errorf("minted id: got %q, want 16 hex digits", minted)
+	}
+	// Each request gets its own.
+	resp, err = http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if again := resp.Header.Get(httpx.RequestIDHeader); again == minted || len(again) != 16 {
+		t.Errorf("second minted id %q (first %q)", again, minted)
 	}
 }
 
