@@ -346,6 +346,22 @@ func TestConnectUI(t *testing.T) {
 	}
 	shoot(t, ctx, "api")
 
+	// Its Python and what its environment has installed, from the real
+	// uv build: folded until asked for.
+	var python, pkgs string
+	run("python version", chromedp.Text(`#python-version`, &python, chromedp.ByQuery))
+	if !regexp.MustCompile(`^3\.\d+\.\d+$`).MatchString(python) {
+		t.Errorf("the API's page says Python %q", python)
+	}
+	run("packages", chromedp.Click(`#packages summary`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#packages table`, chromedp.ByQuery), chromedp.Text(`#packages table`, &pkgs, chromedp.ByQuery))
+	for _, want := range []string{"fastapi", "uvicorn"} {
+		if !strings.Contains(pkgs, want) {
+			t.Errorf("the API's packages do not list %s: %q", want, pkgs)
+		}
+	}
+	shoot(t, ctx, "api-packages")
+
 	jobs := func() []map[string]any {
 		t.Helper()
 		status, body := keyGet(t, url+"/__api__/v1/content/"+api+"/jobs", key)
