@@ -20,7 +20,9 @@
 #            uvicorn processes. Targets: >= 0.95x requests/s, <= 1.2x p99.
 #            nginx and the bare epoll loop in front of the same processes
 #            are measured beside them, for reference (what the best-known
-#            proxy, and what any proxy, costs here).
+#            proxy, and what any proxy, costs here), and so is "direct"
+#            with the headers Connect adds to every request (what the app
+#            pays to parse them, whoever sends them).
 #   flask    a Flask API (`rsconnect deploy api`, gunicorn as Connect runs
 #            it) with BENCH_FLASK_PROCS processes through Atrium. Target:
 #            >= 2500 requests/s with 0 errors.
@@ -190,7 +192,7 @@ wait_up() {
 
 now_ms() { date +%s%3N; }
 
-# wrk_run SECTION SERVER ROUND THREADS CONNS URL [HEADER]: one sample. A
+# wrk_run SECTION SERVER ROUND THREADS CONNS URL [HEADER...]: one sample. A
 # sample is one wrk, or several started together (URL and THREADS/CONNS
 # then apply to each, URL a space-separated list), whose outputs the report
 # adds up.
@@ -207,7 +209,8 @@ cpu_ticks() {
 
 wrk_run() {
 	local section=$1 s=$2 round=$3 threads=$4 conns=$5 urls=$6 hdr=() u i=0 files=() pids=() cpu0
-	[ -n "${7:-}" ] && hdr=(-H "$7")
+	shift 6
+	for u in "$@"; do hdr+=(-H "$u"); done
 	for u in $urls; do
 		wrk -t"$threads" -c"$conns" -d1s "${hdr[@]}" "$u" >/dev/null 2>&1 &
 		pids+=($!)
@@ -472,10 +475,19 @@ for j in json.load(sys.stdin):
 		epoll_url=http://127.0.0.1:$eport/content/$fguid/
 		wait_up epoll-fastapi "$epoll_url"
 		half=$((WRK_CONNECTIONS / 2))
+		# For reference: straight to the processes, but with the headers
+		# Connect sends every request (what writeFastHead adds, and the
+		# credentials of the bench's admin key): the app parses them,
+		# whichever proxy sent them, so this is the most any proxy in
+		# Connect's place could reach.
+		connect_headers=("$AUTH" "X-Forwarded-For: 127.0.0.1" "X-Forwarded-Host: 127.0.0.1:$cport"
+			"X-Forwarded-Proto: http" "X-Forwarded-Prefix: /content/$fguid/"
+			'RStudio-Connect-Credentials: {"groups":[],"user":"admin"}')
 		for r in $(seq "$ROUNDS"); do
 			log "fastapi, round $r/$ROUNDS"
 			CPU_PIDS=${PID[atrium-up]} wrk_run fastapi atrium "$r" 1 "$half" "$through" "$AUTH"
 			wrk_run fastapi direct "$r" 1 "$half" "$direct"
+			wrk_run fastapi direct-headers "$r" 1 "$half" "$direct" "${connect_headers[@]}"
 			CPU_PIDS="${PID[nginx-fastapi]} $(pgrep -P "${PID[nginx-fastapi]}" | tr '\n' ' ')" wrk_run fastapi nginx "$r" 1 "$half" "$nginx_url $nginx_url"
 			CPU_PIDS=${PID[epoll-fastapi]} wrk_run fastapi epoll "$r" 1 "$half" "$epoll_url $epoll_url"
 		done

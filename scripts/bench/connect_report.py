@@ -25,6 +25,7 @@ NAMES = {
     "epoll": "bare epoll loop (reference)",
     "chp": "configurable-http-proxy",
     "direct": "direct to the processes",
+    "direct-headers": "direct, with Connect's headers (reference)",
 }
 
 
@@ -156,7 +157,7 @@ def main():
             " ".join(f"{x:.0f}" for x in m["rps_all"]),
         ])
 
-    for section, order in (("proxy", ["atrium", "atrium-cpus", "nginx", "epoll", "chp"]), ("fastapi", ["atrium", "nginx", "epoll", "direct"]), ("flask", ["atrium"])):
+    for section, order in (("proxy", ["atrium", "atrium-cpus", "nginx", "epoll", "chp"]), ("fastapi", ["atrium", "nginx", "epoll", "direct", "direct-headers"]), ("flask", ["atrium"])):
         for s in order:
             if s in med.get(section, {}):
                 add(section, s)
@@ -228,6 +229,14 @@ def main():
         if ng and di:
             (rr, _), (rp, _) = ratio("fastapi", "nginx", "direct", "rps"), ratio("fastapi", "nginx", "direct", "p99")
             verdicts.append(f"  (for reference, no target: fastapi through nginx / direct: {rr:.2f}x req/s, {rp:.2f}x p99)")
+        dh = valid("fastapi", "direct-headers")
+        if dh and di:
+            (rr, _), (rp, _) = ratio("fastapi", "direct-headers", "direct", "rps"), ratio("fastapi", "direct-headers", "direct", "p99")
+            verdicts.append(f"  (for reference, no target: fastapi direct with Connect's headers / direct: {rr:.2f}x req/s, {rp:.2f}x p99;"
+                            " what the app's parsing of them costs, the ceiling for any proxy in Connect's place)")
+            if at:
+                (rr, rounds) = ratio("fastapi", "atrium", "direct-headers", "rps")
+                verdicts.append(f"  (for reference, no target: fastapi through Atrium / direct with Connect's headers: {rr:.2f}x req/s{rounds})")
         ep = valid("fastapi", "epoll")
         if ep and di:
             (rr, _), (rp, _) = ratio("fastapi", "epoll", "direct", "rps"), ratio("fastapi", "epoll", "direct", "p99")
