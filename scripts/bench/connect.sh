@@ -210,7 +210,8 @@ cpu_ticks() {
 wrk_run() {
 	local section=$1 s=$2 round=$3 threads=$4 conns=$5 urls=$6 hdr=() u i=0 files=() pids=() cpu0
 	shift 6
-	for u in "$@"; do hdr+=(-H "$u"); done
+	local h
+	for h in "$@"; do hdr+=(-H "$h"); done
 	for u in $urls; do
 		wrk -t"$threads" -c"$conns" -d1s "${hdr[@]}" "$u" >/dev/null 2>&1 &
 		pids+=($!)

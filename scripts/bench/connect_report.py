@@ -225,22 +225,19 @@ def main():
         for name, key, op, goal in (("req/s", "rps", ">=", 0.95), ("p99", "p99", "<=", 1.2)):
             r, rounds = ratio("fastapi", "atrium", "direct", key) if at and di else (None, "")
             target(f"fastapi {name}, through Atrium / direct", r, op, goal, extra=rounds + why("fastapi", ["atrium", "direct"]))
-        ng = valid("fastapi", "nginx")
-        if ng and di:
-            (rr, _), (rp, _) = ratio("fastapi", "nginx", "direct", "rps"), ratio("fastapi", "nginx", "direct", "p99")
-            verdicts.append(f"  (for reference, no target: fastapi through nginx / direct: {rr:.2f}x req/s, {rp:.2f}x p99)")
-        dh = valid("fastapi", "direct-headers")
-        if dh and di:
-            (rr, _), (rp, _) = ratio("fastapi", "direct-headers", "direct", "rps"), ratio("fastapi", "direct-headers", "direct", "p99")
-            verdicts.append(f"  (for reference, no target: fastapi direct with Connect's headers / direct: {rr:.2f}x req/s, {rp:.2f}x p99;"
-                            " what the app's parsing of them costs, the ceiling for any proxy in Connect's place)")
-            if at:
-                (rr, rounds) = ratio("fastapi", "atrium", "direct-headers", "rps")
-                verdicts.append(f"  (for reference, no target: fastapi through Atrium / direct with Connect's headers: {rr:.2f}x req/s{rounds})")
-        ep = valid("fastapi", "epoll")
-        if ep and di:
-            (rr, _), (rp, _) = ratio("fastapi", "epoll", "direct", "rps"), ratio("fastapi", "epoll", "direct", "p99")
-            verdicts.append(f"  (for reference, no target: fastapi through the bare epoll loop / direct: {rr:.2f}x req/s, {rp:.2f}x p99)")
+        # The references, each against direct: nginx and the bare loop in
+        # Atrium's place, and no proxy but with Connect's headers (the
+        # ceiling for any proxy in Connect's place).
+        for s, what, tail in (("nginx", "through nginx", ""),
+                              ("direct-headers", "direct with Connect's headers",
+                               "; what the app's parsing of them costs, the ceiling for any proxy in Connect's place"),
+                              ("epoll", "through the bare epoll loop", "")):
+            if valid("fastapi", s) and di:
+                (rr, _), (rp, _) = ratio("fastapi", s, "direct", "rps"), ratio("fastapi", s, "direct", "p99")
+                verdicts.append(f"  (for reference, no target: fastapi {what} / direct: {rr:.2f}x req/s, {rp:.2f}x p99{tail})")
+        if valid("fastapi", "direct-headers") and at:
+            rr, rounds = ratio("fastapi", "atrium", "direct-headers", "rps")
+            verdicts.append(f"  (for reference, no target: fastapi through Atrium / direct with Connect's headers: {rr:.2f}x req/s{rounds})")
     if "flask" in med or "flask" in skips:
         fl = med.get("flask", {}).get("atrium")
         extra = f" ({a.flask_procs} processes)"
