@@ -20,6 +20,7 @@ import (
 
 	"github.com/atrium-suite/atrium/shared/h1"
 	"github.com/atrium-suite/atrium/shared/httpx"
+	"github.com/atrium-suite/atrium/shared/testutil"
 )
 
 // fastServer is a Server with a fast route at /fast/ and the same paths on
@@ -109,35 +110,6 @@ func startFast(t *testing.T, opts ...func(*httpx.Config)) *fastServer {
 	return fs
 }
 
-// exchange writes raw to a new connection and reads n responses from it.
-func exchange(t *testing.T, addr, raw string, reqs ...*http.Request) []*http.Response {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
-	var out []*http.Response
-	for _, req := range reqs {
-		resp, err := http.ReadResponse(br, req)
-		if err != nil {
-			t.Fatalf("reading response %d: %v", len(out)+1, err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("reading body %d: %v", len(out)+1, err)
-		}
-		resp.Body = io.NopCloser(strings.NewReader(string(b)))
-		out = append(out, resp)
-	}
-	return out
-}
-
 func body(r *http.Response) string {
 	b, _ := io.ReadAll(r.Body)
 	return string(b)
@@ -170,7 +142,7 @@ func TestFastPathTakesAndLeaves(t *testing.T) {
 			for i := range reqs {
 				reqs[i] = get(http.MethodGet)
 			}
-			resps := exchange(t, fs.addr, tc.raw, reqs...)
+			resps := testutil.Exchange(t, fs.addr, tc.raw, reqs...)
 			for i, resp := range resps {
 				if tc.want[i] == "" {
 					if resp.StatusCode != http.StatusNotFound {
@@ -192,7 +164,7 @@ func TestFastPathTakesAndLeaves(t *testing.T) {
 func TestFastPathResponses(t *testing.T) {
 	fs := startFast(t)
 	t.Run("HEAD keeps the length, sends no body", func(t *testing.T) {
-		resp := exchange(t, fs.addr, "HEAD /fast/a HTTP/1.1\r\nHost: x\r\n\r\nGET /fast/b HTTP/1.1\r\nHost: x\r\n\r\n", get(http.MethodHead), get(http.MethodGet))
+		resp := testutil.Exchange(t, fs.addr, "HEAD /fast/a HTTP/1.1\r\nHost: x\r\n\r\nGET /fast/b HTTP/1.1\r\nHost: x\r\n\r\n", get(http.MethodHead), get(http.MethodGet))
 		if resp[0].ContentLength != int64(len("fast HEAD /fast/a")) || body(resp[0]) != "" {
 			t.Errorf("HEAD: length %d", resp[0].ContentLength)
 		}
@@ -201,7 +173,7 @@ func TestFastPathResponses(t *testing.T) {
 		}
 	})
 	t.Run("chunked with a trailer", func(t *testing.T) {
-		resp := exchange(t, fs.addr, "GET /fast/stream HTTP/1.1\r\nHost: x\r\n\r\n", get(http.MethodGet))[0]
+		resp := testutil.Exchange(t, fs.addr, "GET /fast/stream HTTP/1.1\r\nHost: x\r\n\r\n", get(http.MethodGet))[0]
 		if got := body(resp); got != "part one, part two" || len(resp.TransferEncoding) == 0 {
 			t.Errorf("body %q, transfer encoding %v", got, resp.TransferEncoding)
 		}
@@ -210,7 +182,7 @@ func TestFastPathResponses(t *testing.T) {
 		}
 	})
 	t.Run("nothing written is a 200 with no body", func(t *testing.T) {
-		resp := exchange(t, fs.addr, "GET /fast/empty HTTP/1.1\r\nHost: x\r\n\r\n", get(http.MethodGet))[0]
+		resp := testutil.Exchange(t, fs.addr, "GET /fast/empty HTTP/1.1\r\nHost: x\r\n\r\n", get(http.MethodGet))[0]
 		if resp.StatusCode != 200 || resp.ContentLength != 0 {
 			t.Errorf("%s, length %d", resp.Status, resp.ContentLength)
 		}
@@ -219,13 +191,7 @@ func TestFastPathResponses(t *testing.T) {
 		}
 	})
 	t.Run("Connection: close is honoured", func(t *testing.T) {
-		c, err := net.Dial("tcp", fs.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		io.WriteString(c, "GET /fast/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c := testutil.Dial(t, fs.addr, "GET /fast/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 		all, err := io.ReadAll(c) // returns only if the server closes
 		if err != nil {
 			t.Fatal(err)
@@ -235,26 +201,14 @@ func TestFastPathResponses(t *testing.T) {
 		}
 	})
 	t.Run("a panic is a 500 and the connection ends", func(t *testing.T) {
-		c, err := net.Dial("tcp", fs.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		io.WriteString(c, "GET /fast/panic HTTP/1.1\r\nHost: x\r\n\r\n")
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c := testutil.Dial(t, fs.addr, "GET /fast/panic HTTP/1.1\r\nHost: x\r\n\r\n")
 		all, _ := io.ReadAll(c)
 		if !strings.HasPrefix(string(all), "HTTP/1.1 500 ") {
 			t.Errorf("response:\n%s", all)
 		}
 	})
 	t.Run("a panic mid-response appends nothing", func(t *testing.T) {
-		c, err := net.Dial("tcp", fs.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		io.WriteString(c, "GET /fast/rawpanic HTTP/1.1\r\nHost: x\r\n\r\n")
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c := testutil.Dial(t, fs.addr, "GET /fast/rawpanic HTTP/1.1\r\nHost: x\r\n\r\n")
 		all, _ := io.ReadAll(c) // returns once the server closes
 		if got := string(all); !strings.HasSuffix(got, "partial") || strings.Count(got, "HTTP/1.1") != 1 {
 			t.Errorf("response:\n%s", all)
@@ -266,7 +220,7 @@ func TestFastPathResponses(t *testing.T) {
 			"GET /fast/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",     // two
 			"GET /fast/a HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", // space in a name
 		} {
-			resp := exchange(t, fs.addr, raw, get(http.MethodGet))[0]
+			resp := testutil.Exchange(t, fs.addr, raw, get(http.MethodGet))[0]
 			if resp.StatusCode != http.StatusBadRequest {
 				t.Errorf("%q: %s, want 400", raw, resp.Status)
 			}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/atrium-suite/atrium/shared/h1"
 	"github.com/atrium-suite/atrium/shared/httpx"
+	"github.com/atrium-suite/atrium/shared/testutil"
 )
 
 // The tests in this file run the proxy behind a real shared/httpx server,
@@ -200,23 +201,8 @@ func (f *testFront) try(t *testing.T, method, path string, header http.Header) (
 // they are (header names in lower case, a POST without Content-Length).
 func rawDo(t *testing.T, addr, raw, method string) (*http.Response, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
-	if err != nil {
-		t.Fatalf("reading the response to %q: %v", raw, err)
-	}
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("reading the response body to %q: %v", raw, err)
-	}
+	res := testutil.Exchange(t, addr, raw, &http.Request{Method: method})[0]
+	b, _ := io.ReadAll(res.Body)
 	return res, string(b)
 }
 

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -12,7 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/atrium-suite/atrium/shared/testutil"
 )
 
 // backend answers with what the proxy sent it: the path and the headers
@@ -49,25 +49,12 @@ func start(t *testing.T, cfg Config) string {
 	return p.Addr()
 }
 
-// exchange writes raw to a new connection and reads n responses.
+// exchange writes raw to a new connection and reads n responses, each as
+// "STATUS BODY".
 func exchange(t *testing.T, addr, raw string, n int) []string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
 	var out []string
-	for range n {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("response %d: %v", len(out)+1, err)
-		}
+	for _, resp := range testutil.Exchange(t, addr, raw, make([]*http.Request, n)...) {
 		body, _ := io.ReadAll(resp.Body)
 		out = append(out, fmt.Sprintf("%d %s", resp.StatusCode, body))
 	}
@@ -129,13 +116,7 @@ func TestKeepsConnectionsAndBalances(t *testing.T) {
 
 func TestConnectionClose(t *testing.T) {
 	addr := start(t, Config{Backends: []string{backend(t, "a", nil)}, Loops: 1})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+	c := testutil.Dial(t, addr, "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
 	all, err := io.ReadAll(c) // ends only if the proxy closes
 	if err != nil {
 		t.Fatal(err)
